@@ -1,0 +1,25 @@
+"""zoo: vision transformers from recent papers on timm's registry, exact to the official code.
+
+    import zoo
+    m = zoo.create_model("nat_tiny", pretrained=True)
+    f = zoo.create_model("nat_tiny", features_only=True)
+    zoo.list_models("uniformer*")
+
+Importing zoo registers every zoo model with timm, so ``timm.create_model`` knows them too.
+"""
+from . import models as _models  # noqa: F401  (registers every family with timm)
+from .registry import (
+    create_model,
+    family_info,
+    list_families,
+    list_models,
+    list_pretrained,
+    model_info,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "create_model", "list_models", "list_pretrained", "list_families", "family_info", "model_info",
+    "__version__",
+]

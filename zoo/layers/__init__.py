@@ -1,0 +1,1 @@
+"""Primitives the zoo is built around, each tested alone against a naive reference."""

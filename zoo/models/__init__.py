@@ -1,0 +1,1 @@
+"""One module per family; importing this package registers every zoo model with timm."""

@@ -1,0 +1,322 @@
+"""zoo's view of timm's model registry.
+
+Every zoo model is a timm model: family files register their entrypoints with
+:func:`register_model`, which hands them to ``timm.models.register_model`` and also records what
+timm has no place for: the family, the task, and the official facts of each variant (parameter
+count of the official implementation, reported metrics, and where both come from).
+
+``create_model`` adds to ``timm.create_model`` only what timm lacks: close-match suggestions for
+unknown names, and ``checkpoint_path=`` routed through the family's ``checkpoint_filter_fn``.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import timm
+from timm.models import register_model as _timm_register_model
+
+__all__ = [
+    "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "create_model",
+    "list_models", "list_pretrained", "list_families", "family_info", "model_entry", "model_info",
+    "test_models",
+]
+
+TASKS = ("classification", "video", "dense", "segmentation", "restoration")
+
+_FAMILIES: Dict[str, "FamilyInfo"] = {}
+_ENTRIES: Dict[str, "ModelEntry"] = {}
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What a family's card and ``model_info`` say about the paper and the official code."""
+    name: str
+    title: str  # paper title
+    paper_ids: Tuple[str, ...]  # e.g. ("arXiv:2204.07143",)
+    official_repo: str  # e.g. "https://github.com/SHI-Labs/Neighborhood-Attention-Transformer"
+    code_license: str  # licence of the official code, as its repo states it
+    description: str = ""
+    citation: str = ""
+    module: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """The zoo's record of one registered entrypoint.
+
+    ``official_params`` is the learnable-parameter count of the official implementation of this
+    variant, ``official_source`` says where it was measured (a manifest in
+    ``shared/reference/manifests``); ``reported`` maps a pretrained tag to the metric the authors
+    report for those weights (``{"metric": "top1", "value": 81.8, "dataset": ..., "source": ...}``).
+    Test models are small configurations of a family's architecture, registered so the general
+    tests run fast; they are not public variants and ``list_models`` leaves them out by default.
+    """
+    name: str
+    family: str
+    task: str
+    official_params: Optional[int] = None
+    official_source: Optional[str] = None
+    manifest: Optional[str] = None  # "<family>/<variant>" under shared/reference/manifests
+    reported: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    test_model: bool = False
+    test_sizes: Tuple[Tuple[int, ...], ...] = ()  # input sizes (H, W) or (T, H, W) for test models
+
+
+def register_family(
+        name: str,
+        *,
+        title: str,
+        paper_ids: Sequence[str],
+        official_repo: str,
+        code_license: str,
+        description: str = "",
+        citation: str = "",
+        module: str = "",
+) -> FamilyInfo:
+    """Record a family's paper and official code (called once at the top of each family file)."""
+    info = FamilyInfo(
+        name=name, title=title, paper_ids=tuple(paper_ids), official_repo=official_repo,
+        code_license=code_license, description=description, citation=citation, module=module)
+    _FAMILIES[name] = info
+    return info
+
+
+def register_model(
+        fn: Optional[Callable] = None,
+        *,
+        family: str,
+        task: str = "classification",
+        official_params: Optional[int] = None,
+        manifest: Optional[str] = None,
+        official_source: Optional[str] = None,
+        reported: Optional[Dict[str, Dict[str, Any]]] = None,
+        test_model: bool = False,
+        test_sizes: Sequence[Sequence[int]] = (),
+):
+    """Register a model entrypoint with timm and record its zoo facts.
+
+    Used as ``@register_model(family="nat", task="classification", official_params=..., manifest=...)``.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if test_model and official_params is not None:
+        raise ValueError("a test model is not an official variant and has no official parameter count")
+
+    def _register(f: Callable) -> Callable:
+        name = f.__name__
+        if family not in _FAMILIES:
+            raise ValueError(f"register_family({family!r}, ...) must come before its models ({name})")
+        source = official_source
+        if source is None and manifest is not None:
+            source = f"shared/reference/manifests/{manifest}.json"
+        _ENTRIES[name] = ModelEntry(
+            name=name, family=family, task=task, official_params=official_params,
+            official_source=source, manifest=manifest, reported=dict(reported or {}),
+            test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes))
+        return _timm_register_model(f)
+
+    if fn is not None:
+        return _register(fn)
+    return _register
+
+
+def _split_tag(name: str) -> Tuple[str, str]:
+    base, _, tag = name.partition(".")
+    return base, tag
+
+
+def _unknown(name: str) -> ValueError:
+    base, _ = _split_tag(name)
+    close = difflib.get_close_matches(base, list(_ENTRIES), n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    if not close and base in timm.list_models():
+        hint = " It is a timm model, not a zoo one: use timm.create_model for it."
+    return ValueError(f"Unknown zoo model {name!r}.{hint} See zoo.list_models() for all names.")
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The zoo record of ``name`` (a tag after a dot is ignored); ValueError with close matches."""
+    base, _ = _split_tag(name)
+    if base not in _ENTRIES:
+        raise _unknown(name)
+    return _ENTRIES[base]
+
+
+def create_model(
+        model_name: str,
+        pretrained: bool = False,
+        *,
+        checkpoint_path: Optional[Union[str, os.PathLike]] = None,
+        **kwargs: Any,
+):
+    """Create a zoo model; the same as ``timm.create_model`` after ``import zoo``, plus:
+
+    * an unknown name raises ``ValueError`` listing the closest zoo names;
+    * ``checkpoint_path=FILE`` loads an official or zoo checkpoint (any layout the family's
+      ``checkpoint_filter_fn`` accepts: official keys, Paddle ``.pdparams``, detectron2 ``.pkl``,
+      wrapped or prefixed state dicts) with the safe loader of :mod:`zoo.hub`, converts it with the
+      filter and loads it strictly, also into ``features_only`` models. A ``file`` given in
+      ``pretrained_cfg_overlay`` is loaded the same way.
+    """
+    from . import hub
+
+    if model_name.startswith(("hf-hub:", "hf_hub:", "local-dir:")):
+        return timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    model_entry(model_name)  # raises with suggestions
+
+    overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
+    if checkpoint_path is not None:
+        overlay["file"] = checkpoint_path
+        pretrained = True
+    if pretrained and overlay.get("file") is not None and overlay.get("state_dict") is None:
+        # timm would torch.load the file itself; zoo's loader also reads safetensors and numpy
+        # pickles (Paddle, detectron2) without ever executing pickled code.
+        overlay["state_dict"] = hub.load_checkpoint(overlay["file"])
+    if overlay:
+        kwargs["pretrained_cfg_overlay"] = overlay
+    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    if "state_dict" in overlay:
+        # the weights are loaded: keep the cfg (with its file name), not a second copy of them
+        for m in (model, getattr(model, "model", None)):
+            cfg = getattr(m, "pretrained_cfg", None)
+            if isinstance(cfg, dict):
+                cfg.pop("state_dict", None)
+    return model
+
+
+def _as_patterns(pattern: Union[str, Iterable[str]]) -> List[str]:
+    return [pattern] if isinstance(pattern, str) else list(pattern)
+
+
+def list_models(
+        pattern: Union[str, Iterable[str]] = "*",
+        *,
+        pretrained: bool = False,
+        family: Optional[str] = None,
+        task: Optional[str] = None,
+        include_test: bool = False,
+) -> List[str]:
+    """Sorted names of the registered zoo models matching a wildcard pattern (or list of patterns).
+
+    ``pretrained=True`` keeps only models with at least one pretrained tag; ``family`` / ``task``
+    filter on the zoo facts; test configurations are left out unless ``include_test=True``.
+    """
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+    if family is not None and family not in _FAMILIES:
+        raise ValueError(f"unknown family {family!r}; registered families: {sorted(_FAMILIES)}")
+    patterns = _as_patterns(pattern)
+    with_weights = set(timm.list_models(pretrained=True)) if pretrained else None
+    names = []
+    for name, entry in _ENTRIES.items():
+        if entry.test_model and not include_test:
+            continue
+        if family is not None and entry.family != family:
+            continue
+        if task is not None and entry.task != task:
+            continue
+        if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            continue
+        if with_weights is not None and name not in with_weights:
+            continue
+        names.append(name)
+    return sorted(names)
+
+
+def list_pretrained(pattern: Union[str, Iterable[str]] = "*") -> List[str]:
+    """``name.tag`` for every pretrained tag of the zoo's public models, e.g. ``nat_tiny.in1k``."""
+    patterns = _as_patterns(pattern)
+    out = []
+    for name_tag in timm.list_pretrained():
+        base, _ = _split_tag(name_tag)
+        entry = _ENTRIES.get(base)
+        if entry is None or entry.test_model:
+            continue
+        if any(fnmatch.fnmatchcase(name_tag, p) or fnmatch.fnmatchcase(base, p) for p in patterns):
+            out.append(name_tag)
+    return sorted(out)
+
+
+def list_families() -> List[str]:
+    return sorted(_FAMILIES)
+
+
+def family_info(family: str) -> FamilyInfo:
+    if family not in _FAMILIES:
+        raise ValueError(f"unknown family {family!r}; registered families: {sorted(_FAMILIES)}")
+    return _FAMILIES[family]
+
+
+def test_models(family: Optional[str] = None) -> List[str]:
+    """Names of the small test configurations (one or more per family)."""
+    return sorted(n for n, e in _ENTRIES.items() if e.test_model and (family is None or e.family == family))
+
+
+test_models.__test__ = False  # not a pytest test, whatever imports it
+
+
+def pretrained_tags(name: str) -> Dict[str, Dict[str, Any]]:
+    """{tag: pretrained cfg as a dict} for every tag of ``name`` that has weights."""
+    from timm.models import get_pretrained_cfg
+
+    base, _ = _split_tag(name)
+    out = {}
+    for name_tag in timm.list_pretrained(f"{base}.*"):
+        if _split_tag(name_tag)[0] != base:
+            continue
+        cfg = get_pretrained_cfg(name_tag)
+        out[_split_tag(name_tag)[1]] = cfg.to_dict() if cfg is not None else {}
+    return out
+
+
+def model_info(name: str) -> Dict[str, Any]:
+    """Family, task, paper, measured and official params, GMACs, input size, tags, feature_info.
+
+    The model is built on the ``meta`` device, so this is cheap even for the largest variants.
+    """
+    import torch
+
+    from .flops import count_macs
+
+    entry = model_entry(name)
+    fam = _FAMILIES[entry.family]
+    with torch.device("meta"):
+        model = timm.create_model(entry.name)
+    params = sum(p.numel() for p in model.parameters())
+    cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
+    input_size = tuple(cfg.get("input_size") or ())
+    try:
+        macs = count_macs(model, input_size=input_size, device="meta")
+    except Exception:  # a model that cannot run on meta (data-dependent ops) has no count here
+        macs = None
+    feature_info = [dict(f) for f in getattr(model, "feature_info", []) or []]
+    tags = {}
+    for tag, tcfg in pretrained_tags(entry.name).items():
+        tags[tag] = {
+            "location": tcfg.get("hf_hub_id") or tcfg.get("url") or tcfg.get("origin_url"),
+            "license": tcfg.get("license"),
+            "reported": entry.reported.get(tag),
+        }
+    return {
+        "name": entry.name,
+        "family": entry.family,
+        "task": entry.task,
+        "paper": fam.title,
+        "paper_ids": list(fam.paper_ids),
+        "official_repo": fam.official_repo,
+        "code_license": fam.code_license,
+        "params": params,
+        "official_params": entry.official_params,
+        "official_source": entry.official_source,
+        "params_match": None if entry.official_params is None else params == entry.official_params,
+        "gmacs": None if macs is None else macs / 1e9,
+        "input_size": input_size,
+        "num_classes": getattr(model, "num_classes", None),
+        "pretrained_tags": tags,
+        "feature_info": feature_info,
+        "test_model": entry.test_model,
+    }
