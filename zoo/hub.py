@@ -48,7 +48,8 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
 
     Paddle's ``paddle.save`` and detectron2's model zoo write dicts of numpy arrays; rebuilding
     those needs ``numpy.core.multiarray._reconstruct`` (``numpy._core`` on numpy 2), ``ndarray``,
-    ``dtype``, ``scalar`` and ``_frombuffer`` (protocol 5). A ``__reduce__`` that names anything
+    ``dtype``, ``scalar``, ``_frombuffer`` (protocol 5) and ``_codecs.encode`` (protocol 2).
+    A ``__reduce__`` that names anything
     else (``os.system``, ``builtins.eval``, ...) is refused before it can run.
     """
 
@@ -60,6 +61,9 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         (mod, "_frombuffer") for mod in ("numpy.core.numeric", "numpy._core.numeric")
     } | {
         ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+        # protocol-2 pickles carry array bytes as latin-1 text re-encoded by _codecs.encode: a pure
+        # str -> bytes conversion, nothing else
+        ("_codecs", "encode"),
     }
 
     def __init__(self, file, *, source: str = "<stream>"):
@@ -133,9 +137,12 @@ def unwrap_state_dict(checkpoint: Any, wrapper_keys: Sequence[str] = WRAPPER_KEY
     for k, v in sd.items():
         if not isinstance(k, str):
             continue
-        for p in STRIP_PREFIXES:
-            while k.startswith(p):
-                k = k[len(p):]
+        stripped = True
+        while stripped:  # wrapped in either order: module._orig_mod. / _orig_mod.module.
+            stripped = False
+            for p in STRIP_PREFIXES:
+                if k.startswith(p):
+                    k, stripped = k[len(p):], True
         out[k] = v
     return out
 

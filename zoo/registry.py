@@ -210,7 +210,7 @@ def list_models(
     if family is not None and family not in _FAMILIES:
         raise ValueError(f"unknown family {family!r}; registered families: {sorted(_FAMILIES)}")
     patterns = _as_patterns(pattern)
-    with_weights = set(timm.list_models(pretrained=True)) if pretrained else None
+    with_weights = {_split_tag(n)[0] for n in timm.list_pretrained()} if pretrained else None
     names = []
     for name, entry in _ENTRIES.items():
         if entry.test_model and not include_test:

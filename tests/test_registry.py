@@ -1,0 +1,137 @@
+"""zoo's registry on top of timm's: names, filters, facts, checkpoint routing, no collisions."""
+import re
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import zoo
+from zoo.registry import model_entry, register_model
+
+from toy_models import TOY_FAMILY, TOY_OFFICIAL_PARAMS, checkpoint_filter_fn
+
+
+def _timm_native_names_and_modules():
+    root = Path(timm.__file__).parent / "models"
+    names, modules = set(), set()
+    for path in root.glob("*.py"):
+        modules.add(path.stem)
+        names.update(re.findall(r"@register_model\s*\ndef\s+(\w+)\s*\(", path.read_text()))
+    return names, modules
+
+
+def test_no_zoo_name_or_family_file_collides_with_timm():
+    native_names, native_modules = _timm_native_names_and_modules()
+    assert len(native_names) > 500  # the scan found timm's registry
+    zoo_names = set(zoo.list_models(include_test=True))
+    assert not zoo_names & native_names, sorted(zoo_names & native_names)
+    family_files = {p.stem for p in (Path(zoo.__file__).parent / "models").glob("*.py")} - {"__init__"}
+    assert not family_files & native_modules, sorted(family_files & native_modules)
+
+
+def test_timm_create_model_knows_zoo_models_after_import():
+    for name in zoo.list_models(include_test=True):
+        assert timm.is_model(name), name
+
+
+def test_unknown_name_suggests_close_matches():
+    with pytest.raises(ValueError, match="zoo_toy_net"):
+        zoo.create_model("zoo_toy_nett")
+    with pytest.raises(ValueError, match="Unknown zoo model"):
+        zoo.model_info("definitely_not_a_model")
+
+
+def test_timm_only_name_is_pointed_to_timm():
+    with pytest.raises(ValueError, match="timm.create_model"):
+        zoo.create_model("resnet18")
+
+
+def test_keyword_typo_is_an_error():
+    with pytest.raises(TypeError):
+        zoo.create_model("zoo_toy_net_test", num_clases=3)
+
+
+def test_list_models_filters():
+    assert "zoo_toy_net" in zoo.list_models("zoo_toy*")
+    assert "zoo_toy_net_test" not in zoo.list_models("zoo_toy*")
+    assert "zoo_toy_net_test" in zoo.list_models("zoo_toy*", include_test=True)
+    assert zoo.list_models(family=TOY_FAMILY) == ["zoo_toy_net"]
+    assert zoo.list_models("zoo_toy*", task="video") == []
+    assert zoo.list_models("zoo_toy*", pretrained=True) == ["zoo_toy_net"]
+    assert zoo.list_models(["nothing*", "zoo_toy_net"]) == ["zoo_toy_net"]
+    with pytest.raises(ValueError):
+        zoo.list_models(task="detection")
+    with pytest.raises(ValueError):
+        zoo.list_models(family="no_such_family")
+
+
+def test_list_pretrained_gives_name_and_tag():
+    assert zoo.list_pretrained("zoo_toy*") == ["zoo_toy_net.hub"]
+
+
+def test_model_info_reports_facts_and_measurements():
+    info = zoo.model_info("zoo_toy_net")
+    assert info["family"] == TOY_FAMILY and info["task"] == "classification"
+    assert info["params"] == info["official_params"] == TOY_OFFICIAL_PARAMS and info["params_match"]
+    assert info["gmacs"] > 0
+    assert [f["reduction"] for f in info["feature_info"]] == [4, 8, 16, 32]
+    assert info["pretrained_tags"]["hub"]["reported"]["value"] == 12.5
+    assert info["pretrained_tags"]["hub"]["location"] == "zoo-test/toy-net"
+
+
+def test_register_model_rejects_unknown_task_and_family():
+    with pytest.raises(ValueError, match="task"):
+        register_model(family=TOY_FAMILY, task="detection")
+    with pytest.raises(ValueError, match="register_family"):
+        register_model(family="unregistered_family")(lambda pretrained=False: None)
+
+
+def _official_layout(model):
+    sd = model.state_dict()
+    out = {}
+    for k, v in sd.items():
+        k = k.replace("stages.", "backbone.layer", 1) if k.startswith("stages.") else k.replace("head.fc.", "fc.")
+        out[k] = v.clone()
+    return out
+
+
+def test_checkpoint_path_routes_official_layout_through_the_filter(tmp_path):
+    src = zoo.create_model("zoo_toy_net_test").eval()
+    official = _official_layout(src)
+    assert set(checkpoint_filter_fn(official, src)) == set(src.state_dict())
+    path = tmp_path / "official.pth"
+    torch.save({"model": {"module." + k: v for k, v in official.items()}, "epoch": 3}, path)
+
+    model = zoo.create_model("zoo_toy_net_test", checkpoint_path=path).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), src(x), atol=0, rtol=0)
+    assert "state_dict" not in model.pretrained_cfg  # no second copy of the weights kept around
+
+    feats = zoo.create_model("zoo_toy_net_test", checkpoint_path=path, features_only=True).eval()
+    with torch.no_grad():
+        for a, b in zip(feats(x), src.forward_intermediates(x, intermediates_only=True)):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_pretrained_cfg_overlay_file_uses_the_safe_loader(tmp_path):
+    src = zoo.create_model("zoo_toy_net_test").eval()
+    from safetensors.torch import save_file
+    path = tmp_path / "weights.safetensors"
+    save_file(_official_layout(src), str(path))
+    model = zoo.create_model("zoo_toy_net_test", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_checkpoint_of_wrong_shape_fails_loudly(tmp_path):
+    other = zoo.create_model("zoo_toy_net")  # wider variant
+    path = tmp_path / "other.pth"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        zoo.create_model("zoo_toy_net_test", checkpoint_path=path)
+
+
+def test_model_entry_ignores_tag():
+    assert model_entry("zoo_toy_net.hub").name == "zoo_toy_net"

@@ -1,0 +1,196 @@
+"""``python -m zoo`` / ``zoo``: list, inspect and check the registered models.
+
+    zoo list [PATTERN] [--family F] [--task T] [--pretrained]
+    zoo info NAME
+    zoo table [--family F] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+__all__ = ["main", "table_rows"]
+
+
+def _fmt_int(n: Optional[int]) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _fmt_float(x: Optional[float], digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import zoo
+
+    names = zoo.list_models(args.pattern, pretrained=args.pretrained, family=args.family, task=args.task)
+    for name in names:
+        print(name)
+    if not names:
+        print(f"no zoo model matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import zoo
+
+    try:
+        info = zoo.model_info(args.name)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    match = {None: "no official count recorded", True: "exact", False: "DIFFERS"}[info["params_match"]]
+    lines = [
+        f"{info['name']}  ({info['family']}, {info['task']})",
+        f"  paper:        {info['paper']} ({', '.join(info['paper_ids'])})",
+        f"  official code: {info['official_repo']} (licence: {info['code_license']})",
+        f"  params:       {_fmt_int(info['params'])} (official {_fmt_int(info['official_params'])}: {match})",
+        f"  GMACs:        {_fmt_float(info['gmacs'])} at input {tuple(info['input_size'])}",
+    ]
+    if info["feature_info"]:
+        feats = ", ".join(f"{f.get('module')}: {f.get('num_chs')}ch /{f.get('reduction')}" for f in info["feature_info"])
+        lines.append(f"  features:     {feats}")
+    if info["pretrained_tags"]:
+        lines.append("  pretrained:")
+        for tag, t in info["pretrained_tags"].items():
+            rep = t.get("reported") or {}
+            metric = f"  {rep.get('metric')} {rep.get('value')}" if rep else ""
+            lines.append(f"    .{tag}: {t.get('location')} (licence: {t.get('license')}){metric}")
+    else:
+        lines.append("  pretrained:   none released")
+    print("\n".join(lines))
+    return 0
+
+
+def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True) -> List[Dict[str, Any]]:
+    """One row per model: measured params and GMACs, official params, and (unless ``quick``) a forward.
+
+    ``quick`` builds on the ``meta`` device only (counts, no numbers computed); otherwise each model is
+    built on the CPU with random weights and run once at its default input size.
+    """
+    import timm
+    import torch
+    from tqdm import tqdm
+
+    from .flops import count_macs
+    from .registry import model_entry
+
+    rows = []
+    bar = tqdm(names, desc="zoo table", unit="model", disable=not progress, file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
+        entry = model_entry(name)
+        row: Dict[str, Any] = dict(name=name, family=entry.family, task=entry.task,
+                                   official_params=entry.official_params, error=None)
+        try:
+            with torch.device("meta"):
+                meta_model = timm.create_model(name)
+            row["params"] = sum(p.numel() for p in meta_model.parameters())
+            input_size = tuple(meta_model.pretrained_cfg["input_size"])
+            row["input_size"] = input_size
+            row["gmacs"] = count_macs(meta_model, input_size=input_size, device="meta") / 1e9
+            del meta_model
+            if quick:
+                row["forward"] = "skipped (--quick)"
+            else:
+                model = timm.create_model(name).eval()
+                t0 = time.perf_counter()
+                with torch.inference_mode():
+                    out = model(torch.randn(1, *input_size))
+                row["forward_s"] = time.perf_counter() - t0
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                finite = bool(torch.isfinite(out).all()) if isinstance(out, torch.Tensor) else True
+                row["forward"] = f"ok {shape}" if finite else f"NON-FINITE {shape}"
+                if not finite:
+                    row["error"] = "non-finite output"
+                del model, out
+        except Exception as e:  # report and go on: one broken model must not hide the others
+            row["error"] = f"{type(e).__name__}: {e}"
+        if row.get("params") is not None and entry.official_params is not None:
+            row["match"] = row["params"] == entry.official_params
+        else:
+            row["match"] = None
+        rows.append(row)
+    return rows
+
+
+def _render(rows: List[Dict[str, Any]]) -> str:
+    header = ["model", "family", "task", "params", "official", "match", "GMACs", "input", "forward"]
+    body = []
+    for r in rows:
+        match = {None: "-", True: "exact", False: "DIFFERS"}[r.get("match")]
+        fwd = r.get("forward", "")
+        if r.get("forward_s") is not None:
+            fwd = f"{fwd} {r['forward_s']:.2f}s"
+        if r.get("error"):
+            fwd = f"ERROR {r['error'][:80]}"
+        body.append([r["name"], r["family"], r["task"], _fmt_int(r.get("params")), _fmt_int(r["official_params"]),
+                     match, _fmt_float(r.get("gmacs")), "x".join(map(str, r.get("input_size", ())[1:])) or "-", fwd])
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *body)] if body else [len(h) for h in header]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    return "\n".join(lines)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    import zoo
+
+    names = zoo.list_models(args.pattern, family=args.family)
+    if not names:
+        everything = args.pattern == "*" and args.family is None
+        print("no zoo model is registered" if everything else "no registered zoo model matches", file=sys.stderr)
+        return 0 if everything else 1
+    rows = table_rows(names, quick=args.quick, progress=not args.no_progress)
+    print(_render(rows))
+    bad = [r for r in rows if r.get("error") or r.get("match") is False]
+    n_official = sum(r["match"] is not None for r in rows)
+    n_exact = sum(r["match"] is True for r in rows)
+    print(f"\n{len(rows)} models; {n_exact}/{n_official} with an official count match it exactly; "
+          f"{sum(bool(r.get('error')) for r in rows)} errors")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="zoo: vision transformers from recent papers on timm.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("list", help="list registered models")
+    s.add_argument("pattern", nargs="?", default="*")
+    s.add_argument("--family")
+    s.add_argument("--task")
+    s.add_argument("--pretrained", action="store_true", help="only models with released weights")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("info", help="params, GMACs, features, pretrained tags, paper and licence of a model")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("table", help="build every model, count params and GMACs, check against the papers")
+    s.add_argument("pattern", nargs="?", default="*")
+    s.add_argument("--family")
+    s.add_argument("--quick", action="store_true", help="count on the meta device only, no forward pass")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_table)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
