@@ -2,7 +2,9 @@
 
     zoo list [PATTERN] [--family F] [--task T] [--pretrained]
     zoo info NAME
-    zoo table [--family F] [--quick]
+    zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png]
+    zoo cards [--check] [--dir DIR]
+    zoo convert NAME --checkpoint FILE --out DIR [--push REPO]
 """
 from __future__ import annotations
 
@@ -144,11 +146,29 @@ def cmd_table(args: argparse.Namespace) -> int:
     import zoo
 
     names = zoo.list_models(args.pattern, family=args.family)
+    names = [n for n in names if zoo.family_info(zoo.registry.model_entry(n).family).module.startswith("zoo.")]
     if not names:
         everything = args.pattern == "*" and args.family is None
         print("no zoo model is registered" if everything else "no registered zoo model matches", file=sys.stderr)
         return 0 if everything else 1
+    if args.markdown:
+        from .cards import render_markdown_table, variant_rows
+
+        if not args.quick:
+            print("--markdown reports counts only; add --quick (forwards are not part of it)", file=sys.stderr)
+            return 2
+        table = render_markdown_table(variant_rows(names=names))
+        if args.write_readme:
+            from .cards import embed_in_readme
+
+            changed = embed_in_readme(args.write_readme, table)
+            print(f"{args.write_readme}: {'updated' if changed else 'already in sync'}")
+        else:
+            print(table)
+        return 0
     rows = table_rows(names, quick=args.quick, progress=not args.no_progress)
+    if args.plot:
+        _plot(rows, args.plot)
     print(_render(rows))
     bad = [r for r in rows if r.get("error") or r.get("match") is False]
     n_official = sum(r["match"] is not None for r in rows)
@@ -156,6 +176,80 @@ def cmd_table(args: argparse.Namespace) -> int:
     print(f"\n{len(rows)} models; {n_exact}/{n_official} with an official count match it exactly; "
           f"{sum(bool(r.get('error')) for r in rows)} errors")
     return 1 if bad else 0
+
+
+def _plot(rows: List[Dict[str, Any]], path: str) -> None:
+    """Reported metric against measured GMACs (and images/s when forwards ran), one colour per family."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise SystemExit("--plot needs matplotlib: pip install 'zoo[plot]'") from e
+    from .registry import model_entry
+
+    points = []
+    for r in rows:
+        reported = [v for v in model_entry(r["name"]).reported.values() if isinstance(v.get("value"), (int, float))]
+        if reported and r.get("gmacs"):
+            ips = 1.0 / r["forward_s"] if r.get("forward_s") else None
+            points.append((r["family"], r["name"], reported[0]["value"], reported[0].get("metric"), r["gmacs"], ips))
+    panels = 2 if any(p[5] for p in points) else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5), squeeze=False)
+    families = sorted({p[0] for p in points})
+    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    for ax, (xi, xlabel) in zip(axes[0], [(4, "GMACs (measured, default input)"), (5, "images/s (batch 1, this machine)")]):
+        for fam, name, value, metric, gmacs, ips in points:
+            x = (gmacs, ips)[xi - 4]
+            if x is None:
+                continue
+            ax.scatter(x, value, color=colours[fam], label=fam)
+            ax.annotate(name, (x, value), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("reported metric (top-1 unless the task says otherwise)")
+        ax.set_xscale("log")
+        handles, labels = ax.get_legend_handles_labels()
+        uniq = dict(zip(labels, handles))
+        ax.legend(uniq.values(), uniq.keys(), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def cmd_cards(args: argparse.Namespace) -> int:
+    from .cards import check_cards, write_cards
+
+    if args.check:
+        problems = check_cards(args.dir)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            print("run `python -m zoo cards` to regenerate", file=sys.stderr)
+        return 1 if problems else 0
+    for path in write_cards(args.dir):
+        print(path)
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Official checkpoint -> Hub-ready folder: config.json, model.safetensors and the model card."""
+    from pathlib import Path
+
+    import timm
+
+    import zoo
+    from .cards import render_card
+
+    model = zoo.create_model(args.name, checkpoint_path=args.checkpoint)
+    out = Path(args.out)
+    timm.models.save_for_hf(model, str(out), safe_serialization=True)
+    family = zoo.registry.model_entry(args.name).family
+    (out / "README.md").write_text(render_card(family))
+    print(f"wrote {out / 'config.json'}, {out / 'model.safetensors'}, {out / 'README.md'}")
+    if args.push:
+        timm.models.push_to_hf_hub(model, args.push, safe_serialization=True,
+                                   model_card=dict(details={"Model Type": zoo.registry.model_entry(args.name).task}))
+        print(f"pushed to https://huggingface.co/{args.push}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -179,7 +273,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family")
     s.add_argument("--quick", action="store_true", help="count on the meta device only, no forward pass")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--markdown", action="store_true", help="print the README's markdown table (with --quick)")
+    s.add_argument("--write-readme", metavar="README.md", help="with --markdown: embed the table between its markers")
+    s.add_argument("--plot", metavar="FILE.png", help="reported metric vs GMACs and images/s (needs matplotlib)")
     s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("cards", help="write model_cards/<family>.md from the registry")
+    s.add_argument("--check", action="store_true", help="exit 1 if the committed cards are stale")
+    s.add_argument("--dir", default="model_cards")
+    s.set_defaults(func=cmd_cards)
+
+    s = sub.add_parser("convert", help="official checkpoint -> Hugging Face Hub-ready folder")
+    s.add_argument("name")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--push", metavar="REPO", help="also push with timm's push_to_hf_hub")
+    s.set_defaults(func=cmd_convert)
     return p
 
 

@@ -65,6 +65,11 @@ class ModelEntry:
     test_model: bool = False
     test_sizes: Tuple[Tuple[int, ...], ...] = ()  # input sizes (H, W) or (T, H, W) for test models
 
+    @property
+    def supports_features(self) -> bool:
+        """Whether ``features_only=True`` gives a feature pyramid (every task but restoration)."""
+        return self.task != "restoration"
+
 
 def register_family(
         name: str,
@@ -199,11 +204,14 @@ def list_models(
         family: Optional[str] = None,
         task: Optional[str] = None,
         include_test: bool = False,
+        features_only: bool = False,
 ) -> List[str]:
     """Sorted names of the registered zoo models matching a wildcard pattern (or list of patterns).
 
     ``pretrained=True`` keeps only models with at least one pretrained tag; ``family`` / ``task``
-    filter on the zoo facts; test configurations are left out unless ``include_test=True``.
+    filter on the zoo facts; ``features_only=True`` keeps the models that support
+    ``create_model(name, features_only=True)`` (every task but restoration); test configurations
+    are left out unless ``include_test=True``.
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
@@ -218,6 +226,8 @@ def list_models(
         if family is not None and entry.family != family:
             continue
         if task is not None and entry.task != task:
+            continue
+        if features_only and not entry.supports_features:
             continue
         if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             continue

@@ -1,0 +1,89 @@
+"""Model cards, the README table, and converting checkpoints into Hub-ready folders."""
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import zoo
+from zoo.cards import (README_TABLE_END, README_TABLE_START, check_cards, render_card, render_markdown_table,
+                       shipped_families, variant_rows)
+from zoo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_cards_are_in_sync_with_the_registry():
+    assert check_cards(ROOT / "model_cards") == []
+
+
+def test_cards_show_measured_equal_official_counts():
+    for family in shipped_families():
+        for row in variant_rows(family):
+            if row["official_params"] is not None:
+                assert row["match"], f"{row['name']}: {row['params']:,} vs official {row['official_params']:,}"
+
+
+def test_readme_embeds_the_generated_table():
+    text = (ROOT / "README.md").read_text()
+    assert README_TABLE_START in text and README_TABLE_END in text
+    embedded = text.split(README_TABLE_START, 1)[1].split(README_TABLE_END, 1)[0].strip()
+    names = [n for n in zoo.list_models() if zoo.registry.model_entry(n).family in shipped_families()]
+    assert embedded == render_markdown_table(variant_rows(names=names)).strip(), \
+        "README table is stale: python -m zoo table --markdown --quick --write-readme README.md"
+
+
+def test_card_has_hf_front_matter_and_sections():
+    import yaml
+
+    card = render_card("zoo_toy")
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["library_name"] == "timm" and front["pipeline_tag"] == "image-classification"
+    assert {"license", "tags"} <= set(front)
+    for section in ("## Variants", "## Pretrained weights", "## Usage", "## Loading official checkpoints"):
+        assert section in card
+    assert "| `zoo_toy_net` | 25,418 | 25,418 | exact |" in card
+
+
+def test_cards_check_flags_stale_cards(tmp_path):
+    (tmp_path / "nonexistent_family.md").write_text("old")
+    assert any("no such family" in p for p in check_cards(tmp_path))
+
+
+def test_list_models_features_only():
+    names = zoo.list_models(features_only=True, include_test=True)
+    assert "zoo_toy_net_test" in names
+    assert all(zoo.registry.model_entry(n).task != "restoration" for n in names)
+
+
+def _official_checkpoint(tmp_path):
+    src = zoo.create_model("zoo_toy_net").eval()
+    official = {(k.replace("stages.", "backbone.layer", 1) if k.startswith("stages.") else k.replace("head.fc.", "fc.")): v
+                for k, v in src.state_dict().items()}
+    path = tmp_path / "official.pth"
+    torch.save({"state_dict": official}, path)
+    return src, path
+
+
+def test_convert_round_trip_is_bit_identical(tmp_path, capsys):
+    src, ckpt = _official_checkpoint(tmp_path)
+    out = tmp_path / "hub_folder"
+    assert main(["convert", "zoo_toy_net", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in out.iterdir()}
+    x = torch.randn(2, 3, 32, 32)
+    a = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    b = zoo.create_model("zoo_toy_net", pretrained=True,
+                         pretrained_cfg_overlay=dict(file=str(out / "model.safetensors"))).eval()
+    with torch.no_grad():
+        ref = src(x)
+        torch.testing.assert_close(a(x), ref, atol=0, rtol=0)
+        torch.testing.assert_close(b(x), ref, atol=0, rtol=0)
+
+
+def test_convert_push_stops_at_the_network(tmp_path):
+    _, ckpt = _official_checkpoint(tmp_path)
+    out = tmp_path / "hub_folder"
+    with pytest.raises(Exception) as e:  # HF_HUB_OFFLINE=1 in the test session: the push cannot go out
+        main(["convert", "zoo_toy_net", "--checkpoint", str(ckpt), "--out", str(out), "--push", "zoo-test/pushed"])
+    assert "offline" in f"{type(e.value).__name__} {e.value}".lower()
+    assert (out / "model.safetensors").is_file()  # the folder was written before the push
