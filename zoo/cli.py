@@ -146,7 +146,6 @@ def cmd_table(args: argparse.Namespace) -> int:
     import zoo
 
     names = zoo.list_models(args.pattern, family=args.family)
-    names = [n for n in names if zoo.family_info(zoo.registry.model_entry(n).family).module.startswith("zoo.")]
     if not names:
         everything = args.pattern == "*" and args.family is None
         print("no zoo model is registered" if everything else "no registered zoo model matches", file=sys.stderr)
