@@ -16,6 +16,7 @@ import torch
 import zoo
 from zoo.registry import model_entry, test_models
 
+from _contract import check_task_output as _check_task_output, make_input as _make_input
 from _shared import have_shared, manifest
 
 PUBLIC = zoo.list_models()
@@ -27,36 +28,6 @@ FEATURE_TASKS = ("classification", "video", "dense", "segmentation")
 
 def _ids(cases):
     return [f"{n}-{'x'.join(map(str, s))}" for n, s in cases]
-
-
-def _make_input(name: str, size, batch: int = 2, in_chans: int | None = None) -> torch.Tensor:
-    entry = model_entry(name)
-    if in_chans is None:
-        in_chans = timm.models.get_pretrained_cfg(name).input_size[0]
-    return torch.randn(batch, in_chans, *size)
-
-
-def _build(name: str, **kwargs) -> torch.nn.Module:
-    return zoo.create_model(name, **kwargs)
-
-
-def _check_task_output(name: str, model, x: torch.Tensor, out: torch.Tensor):
-    task = model_entry(name).task
-    B = x.shape[0]
-    assert isinstance(out, torch.Tensor), f"{name}: forward returned {type(out).__name__}"
-    assert torch.isfinite(out).all(), f"{name}: non-finite output"
-    if task in ("classification", "video"):
-        assert out.shape == (B, model.num_classes)
-    elif task == "dense":
-        assert out.ndim == 4 and out.shape[0] == B
-        for got, side in zip(out.shape[2:], x.shape[2:]):
-            assert abs(got - side / 16) <= 1, f"{name}: dense map {tuple(out.shape)} for input {tuple(x.shape)}"
-    elif task == "segmentation":
-        assert out.shape == (B, model.num_classes, *x.shape[2:])
-    elif task == "restoration":
-        assert out.shape[0] == B and out.shape[2:] == x.shape[2:]
-    else:  # pragma: no cover
-        raise AssertionError(f"unknown task {task}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +107,7 @@ def test_every_family_has_a_test_model():
 
 @pytest.mark.parametrize("name,size", TEST_CASES, ids=_ids(TEST_CASES))
 def test_forward_backward(name, size):
-    model = _build(name).train()
+    model = zoo.create_model(name).train()
     x = _make_input(name, size)
     out = model(x)
     _check_task_output(name, model.eval(), x, out)
@@ -150,7 +121,7 @@ def test_forward_backward(name, size):
 @pytest.mark.parametrize("name,size", [c for c in TEST_CASES if model_entry(c[0]).task in FEATURE_TASKS],
                          ids=_ids([c for c in TEST_CASES if model_entry(c[0]).task in FEATURE_TASKS]))
 def test_features_only_gives_nchw_maps_at_declared_strides(name, size):
-    model = _build(name, features_only=True).eval()
+    model = zoo.create_model(name, features_only=True).eval()
     x = _make_input(name, size)
     with torch.no_grad():
         feats = model(x)
@@ -166,7 +137,7 @@ def test_features_only_gives_nchw_maps_at_declared_strides(name, size):
 @pytest.mark.parametrize("name,size", [c for c in TEST_FIRST if model_entry(c[0]).task in FEATURE_TASKS],
                          ids=_ids([c for c in TEST_FIRST if model_entry(c[0]).task in FEATURE_TASKS]))
 def test_forward_intermediates_ends_in_forward_features(name, size):
-    model = _build(name).eval()
+    model = zoo.create_model(name).eval()
     x = _make_input(name, size)
     with torch.no_grad():
         final, inters = model.forward_intermediates(x)
@@ -181,7 +152,7 @@ def test_forward_intermediates_ends_in_forward_features(name, size):
 
 @pytest.mark.parametrize("name", TESTS)
 def test_single_channel_input(name):
-    model = _build(name, in_chans=1).eval()
+    model = zoo.create_model(name, in_chans=1).eval()
     x = _make_input(name, model_entry(name).test_sizes[0], in_chans=1)
     with torch.no_grad():
         out = model(x)
@@ -192,7 +163,7 @@ def test_single_channel_input(name):
 def test_classifier_api(name):
     size = model_entry(name).test_sizes[0]
     x = _make_input(name, size)
-    model = _build(name, num_classes=3).eval()
+    model = zoo.create_model(name, num_classes=3).eval()
     with torch.no_grad():
         assert model(x).shape == (2, 3)
         feats = model.forward_features(x)
@@ -205,7 +176,7 @@ def test_classifier_api(name):
 
 @pytest.mark.parametrize("name", [n for n in TESTS if model_entry(n).task in ("classification", "video")])
 def test_grad_checkpointing_forward_backward(name):
-    model = _build(name).train()
+    model = zoo.create_model(name).train()
     model.set_grad_checkpointing(True)
     x = _make_input(name, model_entry(name).test_sizes[0])
     model(x).square().mean().backward()
@@ -214,7 +185,7 @@ def test_grad_checkpointing_forward_backward(name):
 
 @pytest.mark.parametrize("name", TESTS)
 def test_bad_input_is_explained(name):
-    model = _build(name).eval()
+    model = zoo.create_model(name).eval()
     size = model_entry(name).test_sizes[0]
     x = _make_input(name, size)
     with pytest.raises(ValueError, match=name):

@@ -125,12 +125,25 @@ def test_pretrained_cfg_overlay_file_uses_the_safe_loader(tmp_path):
         assert torch.equal(model.state_dict()[k], v), k
 
 
-def test_checkpoint_of_wrong_shape_fails_loudly(tmp_path):
+def test_checkpoint_of_another_variant_is_explained(tmp_path):
     other = zoo.create_model("zoo_toy_net")  # wider variant
     path = tmp_path / "other.pth"
     torch.save(other.state_dict(), path)
-    with pytest.raises(RuntimeError, match="size mismatch"):
+    with pytest.raises(zoo.hub.CheckpointError) as e:
         zoo.create_model("zoo_toy_net_test", checkpoint_path=path)
+    msg = str(e.value)
+    assert "other.pth" in msg and "shape mismatches (first: stages.2.conv.weight" in msg
+    assert "most likely belongs to zoo_toy_net " in msg
+
+
+def test_checkpoint_of_another_family_is_explained(tmp_path):
+    path = tmp_path / "foreign.pth"
+    torch.save({"encoder.block.weight": torch.zeros(3, 3), "decoder.bias": torch.zeros(2)}, path)
+    with pytest.raises(zoo.hub.CheckpointError) as e:
+        zoo.create_model("zoo_toy_net_test", checkpoint_path=path)
+    msg = str(e.value)
+    assert "foreign.pth" in msg and "missing keys" in msg and "unexpected keys (first: encoder.block.weight" in msg
+    assert "no registered zoo variant matches it" in msg
 
 
 def test_model_entry_ignores_tag():

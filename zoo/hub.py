@@ -15,13 +15,13 @@ import io
 import logging
 import os
 import pickle
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
 __all__ = [
     "CheckpointError", "UnsafeCheckpointError", "NumpyOnlyUnpickler", "load_checkpoint",
-    "load_numpy_pickle", "unwrap_state_dict", "strip_prefix", "load_into",
+    "load_numpy_pickle", "unwrap_state_dict", "strip_prefix", "load_into", "guess_variant", "explain_mismatch",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -199,3 +199,73 @@ def load_into(model: torch.nn.Module, path: PathLike, filter_fn=None, strict: bo
     if filter_fn is not None:
         state_dict = filter_fn(state_dict, model)
     return model.load_state_dict(state_dict, strict=strict)
+
+
+def _family_filter(name: str):
+    import sys
+
+    from .registry import family_info, model_entry
+
+    mod = sys.modules.get(family_info(model_entry(name).family).module)
+    return getattr(mod, "checkpoint_filter_fn", None)
+
+
+def _expected_shapes(name: str) -> Dict[str, Tuple[int, ...]]:
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    return model, {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _convert_for(name: str, state_dict: Mapping[str, Any]):
+    model, expected = _expected_shapes(name)
+    converted = dict(state_dict)
+    fn = _family_filter(name)
+    if fn is not None:
+        try:
+            converted = fn(dict(state_dict), model)
+        except Exception:  # a foreign layout may not even get through another family's filter
+            converted = dict(state_dict)
+    return converted, expected
+
+
+def guess_variant(state_dict: Mapping[str, Any], candidates: Optional[Sequence[str]] = None):
+    """The registered variant whose (key, shape) pairs best match ``state_dict`` after its family's filter.
+
+    Returns ``(name, fraction of keys matching)`` or ``(None, 0.0)``.
+    """
+    from .registry import list_models
+
+    best, best_score = None, 0.0
+    for name in candidates if candidates is not None else list_models():
+        converted, expected = _convert_for(name, state_dict)
+        shapes = {k: tuple(getattr(v, "shape", ())) for k, v in converted.items()}
+        hits = sum(1 for k, s in expected.items() if shapes.get(k) == s)
+        score = hits / max(len(expected), len(shapes), 1)
+        if score > best_score:
+            best, best_score = name, score
+    return best, best_score
+
+
+def explain_mismatch(path: PathLike, name: str, state_dict: Mapping[str, Any],
+                     candidates: Optional[Sequence[str]] = None) -> CheckpointError:
+    """One error saying why ``path`` does not load into ``name``, and which variant it likely is."""
+    converted, expected = _convert_for(name, state_dict)
+    missing = [k for k in expected if k not in converted]
+    unexpected = [k for k in converted if k not in expected]
+    mismatched = [f"{k}: checkpoint {tuple(converted[k].shape)} vs model {expected[k]}"
+                  for k in expected if k in converted and tuple(getattr(converted[k], "shape", ())) != expected[k]]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
+    if mismatched:
+        parts.append(f"{len(mismatched)} shape mismatches (first: {'; '.join(mismatched[:2])})")
+    guess, score = guess_variant(state_dict, candidates)
+    if guess is not None and guess != name:
+        parts.append(f"it most likely belongs to {guess} ({score:.0%} of keys and shapes match)")
+    elif guess is None or score < 0.5:
+        parts.append("no registered zoo variant matches it")
+    return CheckpointError(f"{os.fspath(path)} does not fit {name}: " + "; ".join(parts))

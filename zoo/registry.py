@@ -183,7 +183,13 @@ def create_model(
         overlay["state_dict"] = hub.load_checkpoint(overlay["file"])
     if overlay:
         kwargs["pretrained_cfg_overlay"] = overlay
-    model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    try:
+        model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+    except (RuntimeError, KeyError) as e:
+        if overlay.get("state_dict") is None or not overlay.get("file"):
+            raise
+        # a wrong family or variant: say which keys and shapes differ and what the file probably is
+        raise hub.explain_mismatch(overlay["file"], model_name, overlay["state_dict"]) from e
     if "state_dict" in overlay:
         # the weights are loaded: keep the cfg (with its file name), not a second copy of them
         for m in (model, getattr(model, "model", None)):
