@@ -5,6 +5,7 @@
     zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png]
     zoo cards [--check] [--dir DIR]
     zoo convert NAME --checkpoint FILE --out DIR [--push REPO]
+    zoo bench [NAMES] [--batch 1 8] [--compile] [--json FILE]
 """
 from __future__ import annotations
 
@@ -251,6 +252,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import zoo
+    from .bench import main as bench_main
+
+    names: List[str] = []
+    for pattern in args.names or ["*"]:
+        found = zoo.list_models(pattern, include_test=True) if any(c in pattern for c in "*?[") else \
+            [zoo.registry.model_entry(pattern).name]
+        names += [n for n in found if n not in names and (pattern != "*" or not zoo.registry.model_entry(n).test_model)]
+    return bench_main(names, args.batch, args.compile, args.json, progress=not args.no_progress)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoo", description="zoo: vision transformers from recent papers on timm.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -288,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--push", metavar="REPO", help="also push with timm's push_to_hf_hub")
     s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("bench", help="images/s, GFLOP/s and peak memory against swin_tiny in the same run")
+    s.add_argument("names", nargs="*", help="model names or patterns (default: every registered model)")
+    s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    s.add_argument("--compile", action="store_true", help="benchmark torch.compile'd models")
+    s.add_argument("--json", metavar="FILE")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_bench)
     return p
 
 

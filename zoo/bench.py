@@ -1,0 +1,152 @@
+"""Inference benchmark: ``python -m zoo bench [NAMES] [--batch 1 8] [--compile] [--json FILE]``.
+
+For each model at its default input, fp32, under ``torch.inference_mode``: warm-up, then the median
+over timed repeats. Printed per model and batch size: images/s, achieved GFLOP/s (GFLOP/s =
+2 x GMACs x images/s, GMACs counted by :mod:`zoo.flops`, SDPA included), peak memory, and the
+**efficiency ratio** = model GFLOP/s / swin_tiny GFLOP/s, with timm's
+``swin_tiny_patch4_window7_224`` measured in the same run; plus the machine's measured sgemm
+ceiling (a large ``torch.mm``), so every figure reads as a fraction of the limit.
+
+Each (model, batch) runs in a fresh process so that its peak resident memory is its own.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+__all__ = ["REFERENCE", "sgemm_gflops", "bench_one", "run", "render"]
+
+REFERENCE = "swin_tiny_patch4_window7_224"
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s), the ceiling every model is read against."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.0, min_repeats: int = 3,
+              max_repeats: int = 50) -> Dict[str, Any]:
+    """Benchmark one model in this process (``run`` calls it in a child process per model)."""
+    import timm
+
+    import zoo  # noqa: F401  (registers the zoo models with timm)
+    from .flops import count_macs
+
+    with torch.device("meta"):
+        meta = timm.create_model(name)
+    input_size = tuple(meta.pretrained_cfg["input_size"])
+    gmacs = count_macs(meta, input_size=input_size, device="meta") / 1e9
+    del meta
+    model = timm.create_model(name).eval()
+    fn = torch.compile(model) if compile else model
+    x = torch.randn(batch, *input_size)
+    rss_before = _rss_mb()
+    with torch.inference_mode():
+        for _ in range(2 if not compile else 3):
+            fn(x)
+        times: List[float] = []
+        start = time.perf_counter()
+        while len(times) < max_repeats and (len(times) < min_repeats or time.perf_counter() - start < min_time):
+            t0 = time.perf_counter()
+            fn(x)
+            times.append(time.perf_counter() - t0)
+    sec = statistics.median(times)
+    ips = batch / sec
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return dict(name=name, batch=batch, compile=compile, input_size=input_size, gmacs=gmacs,
+                seconds_per_batch=sec, images_per_s=ips, gflops_per_s=2 * gmacs * ips,
+                peak_rss_mb=peak_mb, rss_before_mb=rss_before, repeats=len(times))
+
+
+def _child(queue, name, batch, compile):
+    try:
+        queue.put(bench_one(name, batch, compile))
+    except Exception as e:  # reported as a row, never hides the other models
+        queue.put(dict(name=name, batch=batch, compile=compile, error=f"{type(e).__name__}: {e}"))
+
+
+def _in_child(name: str, batch: int, compile: bool) -> Dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, name, batch, compile))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def run(names: Sequence[str], batches: Sequence[int] = (1, 8), compile: bool = False,
+        progress: bool = True) -> Dict[str, Any]:
+    from tqdm import tqdm
+
+    machine = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                   cpus=os.cpu_count(), torch=torch.__version__, threads=torch.get_num_threads(),
+                   sgemm_gflops=sgemm_gflops())
+    jobs = [(REFERENCE, b) for b in batches] + [(n, b) for n in names for b in batches]
+    rows = []
+    for name, batch in tqdm(jobs, desc="zoo bench", disable=not progress, file=sys.stderr):
+        rows.append(_in_child(name, batch, compile))
+    ref = {r["batch"]: r for r in rows if r["name"] == REFERENCE and "error" not in r}
+    for r in rows:
+        base = ref.get(r["batch"])
+        if base and "error" not in r:
+            r["efficiency_vs_swin_tiny"] = r["gflops_per_s"] / base["gflops_per_s"]
+            r["speed_vs_swin_tiny"] = r["images_per_s"] / base["images_per_s"]
+            r["fraction_of_sgemm"] = r["gflops_per_s"] / machine["sgemm_gflops"]
+    return dict(machine=machine, reference=REFERENCE, rows=rows)
+
+
+def render(result: Dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"machine: {m['processor']}, {m['cpus']} cores ({m['threads']} torch threads), torch {m['torch']}; "
+        f"measured sgemm ceiling {m['sgemm_gflops']:.0f} GFLOP/s",
+        "fp32, torch.inference_mode, default input, median over repeats; GFLOP/s = 2 x GMACs x images/s; "
+        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s (same run)",
+        "",
+        "| model | batch | input | GMACs | images/s | speed vs swin_tiny | GFLOP/s | efficiency vs swin_tiny | "
+        "of sgemm | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| `{r['name']}` | {r['batch']} | ERROR: {r['error'][:100]} | | | | | | | |")
+            continue
+        size = "x".join(str(s) for s in r["input_size"][1:])
+        lines.append(
+            f"| `{r['name']}` | {r['batch']} | {size} | {r['gmacs']:.2f} | {r['images_per_s']:.2f} | "
+            f"{r.get('speed_vs_swin_tiny', float('nan')):.2f}x | {r['gflops_per_s']:.1f} | "
+            f"{r.get('efficiency_vs_swin_tiny', float('nan')):.2f} | {100 * r.get('fraction_of_sgemm', 0):.0f}% | "
+            f"{r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(names: Sequence[str], batches: Sequence[int], compile: bool, json_path: Optional[str],
+         progress: bool = True) -> int:
+    result = run(names, batches, compile, progress)
+    print(render(result))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2, default=str)
+    return 1 if any("error" in r for r in result["rows"]) else 0
