@@ -8,6 +8,7 @@
 Importing zoo registers every zoo model with timm, so ``timm.create_model`` knows them too.
 """
 from . import models as _models  # noqa: F401  (registers every family with timm)
+from .segmenter import create_segmentation_processor, create_segmenter
 from .registry import (
     create_model,
     family_info,
@@ -21,5 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "create_model", "list_models", "list_pretrained", "list_families", "family_info", "model_info",
-    "__version__",
+    "create_segmenter", "create_segmentation_processor", "__version__",
 ]
