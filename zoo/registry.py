@@ -11,6 +11,7 @@ unknown names, and ``checkpoint_path=`` routed through the family's ``checkpoint
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import fnmatch
 from dataclasses import dataclass, field
@@ -67,8 +68,17 @@ class ModelEntry:
 
     @property
     def supports_features(self) -> bool:
-        """Whether ``features_only=True`` gives a feature pyramid (every task but restoration)."""
-        return self.task != "restoration"
+        """Whether ``create_model(name, features_only=True)`` gives feature maps (the model has feature_info)."""
+        return _has_feature_info(self.name)
+
+
+@functools.lru_cache(maxsize=None)
+def _has_feature_info(name: str) -> bool:
+    import torch
+
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    return bool(getattr(model, "feature_info", None))
 
 
 def register_family(
@@ -216,7 +226,7 @@ def list_models(
 
     ``pretrained=True`` keeps only models with at least one pretrained tag; ``family`` / ``task``
     filter on the zoo facts; ``features_only=True`` keeps the models that support
-    ``create_model(name, features_only=True)`` (every task but restoration); test configurations
+    ``create_model(name, features_only=True)`` (those with ``feature_info``); test configurations
     are left out unless ``include_test=True``.
     """
     if task is not None and task not in TASKS:
