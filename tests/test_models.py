@@ -166,8 +166,8 @@ def test_classifier_api(name):
         assert model(x).shape == (2, 3)
         feats = model.forward_features(x)
         assert model.forward_head(feats, pre_logits=True).shape == (2, model.head_hidden_size)
-        model.reset_classifier(0)
-        assert model(x).shape == (2, model.num_features)
+        model.reset_classifier(0)  # timm: the pooled pre-logits features remain
+        assert model(x).shape == (2, model.head_hidden_size)
     assert model.get_classifier() is not None
     assert model.group_matcher()
 

@@ -264,8 +264,8 @@ def explain_mismatch(path: PathLike, name: str, state_dict: Mapping[str, Any],
     if mismatched:
         parts.append(f"{len(mismatched)} shape mismatches (first: {'; '.join(mismatched[:2])})")
     guess, score = guess_variant(state_dict, candidates)
-    if guess is not None and guess != name:
-        parts.append(f"it most likely belongs to {guess} ({score:.0%} of keys and shapes match)")
-    elif guess is None or score < 0.5:
+    if guess is None or score < 0.5:
         parts.append("no registered zoo variant matches it")
+    elif guess != name:
+        parts.append(f"it most likely belongs to {guess} ({score:.0%} of keys and shapes match)")
     return CheckpointError(f"{os.fspath(path)} does not fit {name}: " + "; ".join(parts))
