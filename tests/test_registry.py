@@ -148,3 +148,11 @@ def test_checkpoint_of_another_family_is_explained(tmp_path):
 
 def test_model_entry_ignores_tag():
     assert model_entry("zoo_toy_net.hub").name == "zoo_toy_net"
+
+
+def test_checkpoint_path_with_its_own_num_classes_keeps_the_classifier(tmp_path):
+    src = zoo.create_model("zoo_toy_net_test", num_classes=4).eval()
+    path = tmp_path / "four_classes.pth"
+    torch.save(src.state_dict(), path)
+    model = zoo.create_model("zoo_toy_net_test", num_classes=4, checkpoint_path=path)
+    assert torch.equal(model.head.fc.weight, src.head.fc.weight)

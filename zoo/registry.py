@@ -187,6 +187,10 @@ def create_model(
     if checkpoint_path is not None:
         overlay["file"] = checkpoint_path
         pretrained = True
+        if kwargs.get("num_classes") is not None:
+            # the user's num_classes describes this checkpoint: keep its classifier (timm drops a
+            # classifier whose size differs from the pretrained cfg's)
+            overlay.setdefault("num_classes", kwargs["num_classes"])
     if pretrained and overlay.get("file") is not None and overlay.get("state_dict") is None:
         # timm would torch.load the file itself; zoo's loader also reads safetensors and numpy
         # pickles (Paddle, detectron2) without ever executing pickled code.
