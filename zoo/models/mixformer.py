@@ -542,7 +542,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: MixFormer) -> Dict[s
         if k.endswith("relative_position_index"):
             continue
         if not isinstance(v, torch.Tensor):
-            v = torch.as_tensor(v)
+            # paddle.save adds a "StructuredToParameterName@@" name map (a dict of strings)
+            continue
         if paddle:
             k = _official_to_zoo_key(k)
             if v.ndim == 2 and k.endswith(".weight"):
