@@ -131,6 +131,13 @@ def test_bundle_stage_features_match_paddle(bundle, bundle_model):
         assert err <= tolerance(bundle), f"{name}: {err}"
 
 
+def test_bias_tables_are_resized_for_another_window(bundle):
+    model = _bundle_model(window_size=5)
+    sd = checkpoint_filter_fn(bundle_state_dict(bundle), model)
+    model.load_state_dict(sd, strict=True)
+    assert sd["stages.3.blocks.0.attn.window_attn.rel_pos.relative_position_bias_table"].shape == (81, 8)
+
+
 def test_images_in_a_batch_do_not_mix(bundle, bundle_model):
     # the channel interaction gates V per image: image 1 alone gives its row of the batch output
     x = torch.from_numpy(bundle["input"])

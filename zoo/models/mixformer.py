@@ -345,6 +345,7 @@ class MixFormer(nn.Module):
         self.global_pool = global_pool
         self.in_chans = in_chans
         self.embed_dim = embed_dim
+        self.window_size = to_2tuple(window_size)
         self.num_features = embed_dim[-1]
         self.head_hidden_size = head_hidden_size
         self.drop_rate = drop_rate
@@ -550,8 +551,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: MixFormer) -> Dict[s
                 v = v.t()  # every 2-D Paddle weight is a Linear's, stored [in, out]
         t = target.get(k)
         if k.endswith("relative_position_bias_table") and t is not None and v.shape != t.shape:
-            v = resize_rel_pos_bias_table(v, new_window_size=model.stages[0].blocks[0].attn.window_size,
-                                          new_bias_shape=t.shape)
+            v = resize_rel_pos_bias_table(v, new_window_size=model.window_size, new_bias_shape=t.shape)
         if t is not None and v.is_floating_point() and t.is_floating_point():
             v = v.to(t.dtype)
         out[k] = v.contiguous()
