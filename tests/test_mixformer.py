@@ -77,6 +77,11 @@ def test_filter_is_a_noop_on_zoo_keys():
     assert all(torch.equal(out[k], sd[k]) for k in sd)
 
 
+def test_filter_adds_nothing_to_a_foreign_state_dict():
+    foreign = {"encoder.block.weight": torch.zeros(3, 3), "decoder.bias": torch.zeros(2)}
+    assert checkpoint_filter_fn(foreign, _meta_model("mixformer_b0")).keys() == foreign.keys()
+
+
 def test_pretrained_cfgs_point_at_the_official_pdparams():
     for name in WITH_WEIGHTS:
         cfg = timm.models.get_pretrained_cfg(f"{name}.in1k")

@@ -559,10 +559,11 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: MixFormer) -> Dict[s
     for k in list(out):
         if k not in target and k.split(".")[0] in ("head", "last_proj"):
             del out[k]
-    # BN buffers Paddle does not have
-    for k, t in target.items():
-        if k.endswith("num_batches_tracked") and k not in out:
-            out[k] = t
+    if paddle:
+        # BN buffers Paddle does not have (only for Paddle files: a foreign dict gains no keys here)
+        for k, t in target.items():
+            if k.endswith("num_batches_tracked") and k not in out:
+                out[k] = t
     return out
 
 
