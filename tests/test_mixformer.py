@@ -2,7 +2,6 @@
 Paddle bundle, safe ``.pdparams`` loading, and the model contract on the tiny test model."""
 from __future__ import annotations
 
-import os
 import pickle
 
 import numpy as np
@@ -86,7 +85,8 @@ def test_pretrained_cfgs_point_at_the_official_pdparams():
     for name in WITH_WEIGHTS:
         cfg = timm.models.get_pretrained_cfg(f"{name}.in1k")
         k = name[-1]
-        assert cfg.url == f"https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/MixFormer_B{k}_pretrained.pdparams"
+        assert cfg.url == ("https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
+                           f"MixFormer_B{k}_pretrained.pdparams")
         assert cfg.custom_load is True  # numpy pickles: never through timm's torch.load
         assert cfg.license == "apache-2.0" and cfg.paper_ids and cfg.origin_url
         assert model_entry(name).reported["in1k"]["metric"] == "top1"

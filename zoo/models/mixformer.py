@@ -515,7 +515,8 @@ def _official_to_zoo_key(k: str) -> str:
             if rest.startswith("attn.qkv."):
                 k = k.replace(".attn.qkv.", ".attn.window_attn.qkv.")
             elif rest == "attn.relative_position_bias_table":
-                k = k.replace(".attn.relative_position_bias_table", ".attn.window_attn.rel_pos.relative_position_bias_table")
+                k = k.replace(".attn.relative_position_bias_table",
+                              ".attn.window_attn.rel_pos.relative_position_bias_table")
     for old, new in _BN_RENAMES.items():
         if k.endswith(old):
             k = k[: -len(old)] + new
@@ -613,7 +614,8 @@ default_cfgs = generate_default_cfgs({
 
 def _reported(top1: float) -> Dict[str, Dict[str, Any]]:
     return {"in1k": dict(metric="top1", value=top1, dataset="imagenet-1k",
-                         source="paper Table 2; PaddleClas docs/en/models/MixFormer_en.md (reference top-1)")}
+                         source="paper (ImageNet-1K results), as listed under 'Reference top1' in "
+                                "PaddleClas docs/en/models/MixFormer_en.md")}
 
 
 @register_model(family="mixformer", task="classification", official_params=5_098_767, manifest="mixformer/mixformer_b0")
