@@ -297,5 +297,7 @@ def test_bad_input_names_the_model():
         model(torch.randn(1, 4, 64, 64))
     with pytest.raises(TypeError, match="mixformer_test"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="mixformer_test in training mode needs a batch of 2"):
+        model.train()(torch.randn(1, 3, 64, 64))
     with pytest.raises(ValueError, match="divisible"):
         zoo.create_model("mixformer_test", num_heads=(3, 2, 4, 8))

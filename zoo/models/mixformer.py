@@ -418,6 +418,13 @@ class MixFormer(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans)
+        if self.training and x.shape[0] == 1:
+            # the channel interaction's BatchNorm sees one pooled vector per image: batch statistics
+            # need two images or more (torch's own error would come from deep inside the block)
+            name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__
+            raise ValueError(f"{name} in training mode needs a batch of 2 or more images (its channel-interaction "
+                             f"BatchNorm normalises one pooled vector per image); got {tuple(x.shape)}. "
+                             "Call model.eval() to run single images.")
 
     def forward_intermediates(
             self,
