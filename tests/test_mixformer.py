@@ -285,8 +285,13 @@ def test_classifier_head_and_pre_logits():
         assert feats.shape == (2, 2, 2, model.num_features)  # channels-last, normalised
         assert model.forward_head(feats, pre_logits=True).shape == (2, model.head_hidden_size) == (2, 1280)
         model.reset_classifier(0)
-        # as timm's MobileNetV3 keeps conv_head: the pooled 1280-channel projection stays
+        # as timm's MobileNetV3 keeps conv_head (and timm's own test_model_default_cfgs expects
+        # head_hidden_size here): the pooled 1280-channel projection stays
         assert model(x).shape == (2, model.head_hidden_size)
+        model.reset_classifier(0, "")
+        assert model(x).shape == (2, 2, 2, 1280)  # unpooled, channels-last, cfg pool_size (2, 2)
+        unpooled = zoo.create_model("mixformer_test", num_classes=0, global_pool="").eval()
+        assert unpooled(x).ndim == 4
 
 
 def test_bad_input_names_the_model():
