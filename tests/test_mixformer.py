@@ -276,6 +276,17 @@ def test_any_input_size_and_nchw_features(size):
             assert abs(got - side / red) <= 1
 
 
+def test_pruned_model_hands_out_stage_features():
+    model = zoo.create_model("mixformer_test").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_intermediates(x, indices=[2], intermediates_only=True)[0]
+        model.prune_intermediate_layers([2])
+        assert model.num_features == model.head_hidden_size == 64
+        # the head (1280 projection, GELU, pooling, classifier) is gone: the plain stage-3 map comes out
+        torch.testing.assert_close(model(x).permute(0, 3, 1, 2), feats)
+
+
 def test_classifier_head_and_pre_logits():
     model = zoo.create_model("mixformer_test", num_classes=3).eval()
     x = torch.randn(2, 3, 64, 64)

@@ -475,8 +475,9 @@ class MixFormer(nn.Module):
         if prune_end:
             self.num_features = self.feature_info[max_index]["num_chs"]
         if prune_head or prune_end:
-            # the 1280-channel projection is part of the classifier head
+            # the 1280-channel projection and its GELU are part of the classifier head
             self.last_proj = nn.Identity()
+            self.head_act = nn.Identity()
             self.head_hidden_size = self.num_features
             self.reset_classifier(0, "")
         return take_indices
