@@ -132,7 +132,8 @@ def render_card(family: str) -> str:
     }
     if datasets:
         front["datasets"] = datasets
-    first = rows[0]["name"] if rows else f"{family}_..."
+    # the usage example names a variant that has released weights, when there is one
+    first = next((r["name"] for r in rows if r["tags"]), rows[0]["name"] if rows else f"{family}_...")
     with_features = any(model_entry(r["name"]).supports_features for r in rows)
     usage = [
         "```python",
