@@ -180,3 +180,21 @@ def test_vsa_test_model_contract_basics():
         assert [f.shape[1] for f in feats] == [i["num_chs"] for i in m.feature_info]
         with pytest.raises(ValueError, match=name):
             m(torch.randn(3, 70, 95))
+
+
+def test_official_checkpoint_file_loads_through_create_model(tmp_path):
+    # a timm CheckpointSaver file of the official model (DDP prefixes, EMA + raw weights) -> pretrained=True
+    b = load_bundle("vsa", "vsa_micro")
+    kw = b["meta"]["official_kwargs"]
+    official = bundle_state_dict(b)
+    path = tmp_path / "official.pth.tar"
+    torch.save({"epoch": 300, "state_dict": {"module." + k: torch.zeros_like(v) for k, v in official.items()},
+                "state_dict_ema": {"module." + k: v for k, v in official.items()}}, path)
+    model = zoo.create_model(
+        "vitaev2_vsa_test", pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=10),
+        num_classes=10, embed_dims=kw["embed_dims"], token_dims=kw["token_dims"], depths=kw["NC_depth"],
+        num_heads=kw["NC_heads"], rc_heads=kw["RC_heads"], nc_groups=kw["NC_group"], rc_groups=kw["RC_group"],
+        wide_pcm=kw["wide_pcm"], window_size=kw["window_size"], mlp_ratio=kw["mlp_ratio"]).eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(b["input"]).float())
+    torch.testing.assert_close(out.double(), torch.from_numpy(b["output"]), atol=1e-4, rtol=1e-4)

@@ -831,13 +831,19 @@ def vitaev2_vsa_test(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     return _create_vitaev2_vsa("vitaev2_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
 
 
-@register_model(family="vsa", task="classification")
+@register_model(
+    family="vsa", task="classification",
+    reported={"paper": dict(metric="top1", value=82.24, dataset="imagenet-1k",
+                            source="official README, Swin-T+VSA (weights announced, never released)")})
 def swin_vsa_tiny(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, drop_path_rate=0.2)
     return _create_swin_vsa("swin_vsa_tiny", pretrained=pretrained, **dict(args, **kwargs))
 
 
-@register_model(family="vsa", task="classification")
+@register_model(
+    family="vsa", task="classification",
+    reported={"paper": dict(metric="top1", value=83.6, dataset="imagenet-1k",
+                            source="official README, Swin-S+VSA (weights announced, never released)")})
 def swin_vsa_small(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), window_size=7, drop_path_rate=0.3)
     return _create_swin_vsa("swin_vsa_small", pretrained=pretrained, **dict(args, **kwargs))
