@@ -52,7 +52,10 @@ register_family(
     official_repo="https://github.com/ViTAE-Transformer/ViTAE-VSA",
     code_license="no licence file; README: 'This project is for research purpose only'",
     description="Window attention whose key/value windows are regressed (scale + offset per head and window) "
-                "and resampled bilinearly; hosted in ViTAEv2 (official) and Swin (zoo-defined).",
+                "and resampled bilinearly; hosted in ViTAEv2 (official) and Swin (zoo-defined). Official "
+                "ImageNet-1k weights exist for ViTAEv2*-S+VSA (82.7 top-1) and ViTAEv2*-48M+VSA (83.9) only as "
+                "OneDrive share links (no direct download; see the `.in1k` cfg notes): download the file and pass "
+                "it as `checkpoint_path=` to `zoo.create_model`. Swin-VSA weights were never released.",
     citation="@inproceedings{zhang2022vsa,\n  title={VSA: Learning Varied-Size Window Attention in Vision "
              "Transformers},\n  author={Zhang, Qiming and Xu, Yufei and Zhang, Jing and Tao, Dacheng},\n"
              "  booktitle={European Conference on Computer Vision (ECCV)},\n  year={2022}\n}",
@@ -754,11 +757,11 @@ default_cfgs = generate_default_cfgs({
     # Official weights are OneDrive shares (no direct download URL): download the file and load it with
     # zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=PATH)).
     "vitaev2_vsa_s.in1k": _cfg(
-        origin_url=_ORIGIN, license=_RESEARCH_ONLY,
+        origin_url="https://1drv.ms/u/s!AimBgYV7JjTlgcgB0Xlyc3U4WO11AQ?e=AGRBDl", license=_RESEARCH_ONLY,
         notes=("official checkpoint: https://1drv.ms/u/s!AimBgYV7JjTlgcgB0Xlyc3U4WO11AQ?e=AGRBDl "
                "(OneDrive share link from the official README; timm CheckpointSaver file, EMA weights preferred)",)),
     "vitaev2_vsa_widepcm_48m.in1k": _cfg(
-        origin_url=_ORIGIN, license=_RESEARCH_ONLY,
+        origin_url="https://1drv.ms/u/s!AimBgYV7JjTlgcgCOt1UwhNQRfO0bw?e=rtEQJV", license=_RESEARCH_ONLY,
         notes=("official checkpoint: https://1drv.ms/u/s!AimBgYV7JjTlgcgCOt1UwhNQRfO0bw?e=rtEQJV "
                "(OneDrive share link from the official README; timm CheckpointSaver file, EMA weights preferred)",)),
     "vitaev2_vsa_widepcm_s.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
