@@ -204,6 +204,13 @@ def _nchw(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2)
 
 
+def _conv_input(x: torch.Tensor) -> torch.Tensor:
+    """A channels-last map as conv input: oneDNN (float32 / bf16 / fp16) convolves the permuted view
+    natively; the native float64 path runs grouped convs many times slower on it, so it gets NCHW."""
+    x = _nchw(x)
+    return x.contiguous() if x.dtype == torch.float64 else x
+
+
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
@@ -301,7 +308,7 @@ class ReductionCell(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` -> ``(B, H / ratio, W / ratio, out_dim)``."""
-        xc = _nchw(x)
+        xc = _conv_input(x)
         t = self.prm(xc)
         t = _nhwc(t + self.pos(t))
         t = self.attn(self.norm1(t))
@@ -349,7 +356,7 @@ class NormalCell(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xc = _nchw(x)
+        xc = _conv_input(x)
         a = self.attn(self.norm1(x + _nhwc(self.pos(xc))))
         x = x + self.drop_path(a) + self.drop_path(_nhwc(self.pcm(xc)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
@@ -587,7 +594,7 @@ class SwinVSABlock(nn.Module):
         self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path1(self.attn(self.norm1(x + _nhwc(self.pos(_nchw(x))))))
+        x = x + self.drop_path1(self.attn(self.norm1(x + _nhwc(self.pos(_conv_input(x))))))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
