@@ -362,17 +362,18 @@ class NormalCell(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class ViTAEv2Stage(nn.Module):
-    """One ViTAEv2 stage: a reduction cell, then normal cells (channels-last in and out)."""
+class VSAStage(nn.Module):
+    """One stage, channels-last in and out: an entry module (ViTAEv2's reduction cell, Swin's patch merging or
+    nothing) that sets the stride and width, then the blocks."""
 
-    def __init__(self, reduction: nn.Module, blocks: List[nn.Module]):
+    def __init__(self, downsample: nn.Module, blocks: List[nn.Module]):
         super().__init__()
-        self.reduction = reduction
+        self.downsample = downsample
         self.blocks = nn.Sequential(*blocks)
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.reduction(x)
+        x = self.downsample(x)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             for blk in self.blocks:
                 x = checkpoint(blk, x)
@@ -404,6 +405,16 @@ class _TrunkMixin:
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def _init_weights(self, m: nn.Module):
+        # timm's Linear init; the window regression starts at zero (plain window attention), as the
+        # official ``VSAWindowAttention._reset_parameters`` does
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, VaryingWindowAttention):
+            m.reset_sampling()
 
     @torch.jit.ignore
     def no_weight_decay(self):
@@ -536,7 +547,7 @@ class ViTAEv2VSA(_TrunkMixin, nn.Module):
                     proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dprs[i][j],
                     padding_mode=padding_mode)
                 for j in range(depths[i])]
-            stages.append(ViTAEv2Stage(rc, blocks))
+            stages.append(VSAStage(rc, blocks))
             in_chs = token_dims[i]
             self.feature_info.append(dict(num_chs=in_chs, reduction=reduction, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
@@ -545,20 +556,12 @@ class ViTAEv2VSA(_TrunkMixin, nn.Module):
         self.head = ClassifierHead(in_chs, num_classes, pool_type=global_pool, drop_rate=drop_rate, input_fmt="NHWC")
         self.apply(self._init_weights)
 
-    def _init_weights(self, m: nn.Module):
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, VaryingWindowAttention):
-            m.reset_sampling()
-
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
         return dict(
-            stem=r"^stages\.0\.reduction",
+            stem=r"^stages\.0\.downsample",
             blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.reduction", None),
+                (r"^stages\.(\d+)\.downsample", None),
                 (r"^stages\.(\d+)\.blocks\.(\d+)", None),
             ],
         )
@@ -596,23 +599,6 @@ class SwinVSABlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop_path1(self.attn(self.norm1(x + _nhwc(self.pos(_conv_input(x))))))
         return x + self.drop_path2(self.mlp(self.norm2(x)))
-
-
-class SwinVSAStage(nn.Module):
-    def __init__(self, downsample: nn.Module, blocks: List[nn.Module]):
-        super().__init__()
-        self.downsample = downsample
-        self.blocks = nn.Sequential(*blocks)
-        self.grad_checkpointing = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            for blk in self.blocks:
-                x = checkpoint(blk, x)
-        else:
-            x = self.blocks(x)
-        return x
 
 
 class SwinVSA(_TrunkMixin, nn.Module):
@@ -657,7 +643,7 @@ class SwinVSA(_TrunkMixin, nn.Module):
                              proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i][j].item(),
                              padding_mode=padding_mode)
                 for j in range(depth)]
-            stages.append(SwinVSAStage(downsample, blocks))
+            stages.append(VSAStage(downsample, blocks))
             dim = out_dim
             self.feature_info.append(dict(num_chs=dim, reduction=4 * 2 ** i, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
@@ -665,14 +651,6 @@ class SwinVSA(_TrunkMixin, nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = ClassifierHead(dim, num_classes, pool_type=global_pool, drop_rate=drop_rate, input_fmt="NHWC")
         self.apply(self._init_weights)
-
-    def _init_weights(self, m: nn.Module):
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, VaryingWindowAttention):
-            m.reset_sampling()
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
@@ -695,7 +673,7 @@ _CONV_AS_LINEAR = re.compile(r"\.attn\.(qkv|proj|sampling_offsets|sampling_scale
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official ViTAE-VSA keys -> zoo keys; a no-op (besides unwrapping) on zoo keys.
 
-    ``layers.i.RC`` -> ``stages.i.reduction``, ``layers.i.NC.j`` -> ``stages.i.blocks.j``; PCM/PRM
+    ``layers.i.RC`` -> ``stages.i.downsample``, ``layers.i.NC.j`` -> ``stages.i.blocks.j``; PCM/PRM
     lower-cased (the PRM's ``Sequential(conv, GELU)`` flattened); the attention's 1x1 convs become
     Linear weights; ``pos`` -> ``pos.proj``; the bias table moves into ``rel_pos`` (resized if the
     window differs) and ``relative_position_index`` is dropped (regenerated); ``head`` -> ``head.fc``.
@@ -707,7 +685,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     for k, v in state_dict.items():
         if k.endswith("relative_position_index"):
             continue
-        k = re.sub(r"^layers\.(\d+)\.RC\.", r"stages.\1.reduction.", k)
+        k = re.sub(r"^layers\.(\d+)\.RC\.", r"stages.\1.downsample.", k)
         k = re.sub(r"^layers\.(\d+)\.NC\.(\d+)\.", r"stages.\1.blocks.\2.", k)
         k = k.replace(".PCM.", ".pcm.")
         k = re.sub(r"\.PRM\.convs\.(\d+)\.0\.", r".prm.convs.\1.", k)
@@ -725,19 +703,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     return out
 
 
-def _create_vitaev2_vsa(variant: str, pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def _create(cls: type, variant: str, pretrained: bool = False, **kwargs) -> nn.Module:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     return build_model_with_cfg(
-        ViTAEv2VSA, variant, pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
-        feature_cfg=dict(feature_cls="getter", flatten_sequential=True, out_indices=out_indices),
-        **kwargs)
-
-
-def _create_swin_vsa(variant: str, pretrained: bool = False, **kwargs) -> SwinVSA:
-    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
-    return build_model_with_cfg(
-        SwinVSA, variant, pretrained,
+        cls, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(feature_cls="getter", flatten_sequential=True, out_indices=out_indices),
         **kwargs)
@@ -752,7 +721,7 @@ def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
         "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
         "crop_pct": .9, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stages.0.reduction.prm.convs.0", "classifier": "head.fc",
+        "first_conv": "stages.0.downsample.prm.convs.0", "classifier": "head.fc",
         "paper_ids": "arXiv:2204.08446", "paper_name": "VSA: Learning Varied-Size Window Attention in Vision Transformers",
         **kwargs,
     }
@@ -796,14 +765,14 @@ _VSA_COMMON = dict(
 def vitaev2_vsa_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(64, 64, 128, 256), token_dims=(64, 128, 256, 512), depths=(2, 2, 8, 2),
                 num_heads=(2, 4, 8, 16), rc_heads=(2, 2, 4, 8), wide_pcm=False, window_size=7, **_VSA_COMMON)
-    return _create_vitaev2_vsa("vitaev2_vsa_s", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_s", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", official_params=20_342_442, manifest="vsa/ViTAEv2_VSA_widePCM_S")
 def vitaev2_vsa_widepcm_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(64, 64, 128, 256), token_dims=(64, 128, 256, 512), depths=(2, 2, 8, 2),
                 num_heads=(2, 4, 8, 16), rc_heads=(2, 4, 8, 16), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create_vitaev2_vsa("vitaev2_vsa_widepcm_s", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_s", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -813,14 +782,14 @@ def vitaev2_vsa_widepcm_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
 def vitaev2_vsa_widepcm_48m(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(96, 96, 192, 384), token_dims=(96, 192, 384, 768), depths=(2, 2, 11, 2),
                 num_heads=(3, 6, 12, 24), rc_heads=(3, 6, 12, 24), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create_vitaev2_vsa("vitaev2_vsa_widepcm_48m", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_48m", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", official_params=93_711_532, manifest="vsa/ViTAEv2_VSA_widePCM_B")
 def vitaev2_vsa_widepcm_b(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(128, 128, 256, 512), token_dims=(128, 256, 512, 1024), depths=(2, 2, 12, 2),
                 num_heads=(4, 8, 16, 32), rc_heads=(4, 8, 16, 32), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create_vitaev2_vsa("vitaev2_vsa_widepcm_b", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_b", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -829,7 +798,7 @@ def vitaev2_vsa_widepcm_b_ws12(pretrained: bool = False, **kwargs) -> ViTAEv2VSA
     # the official factory omits wide_pcm, so the constructor default (True) applies
     args = dict(embed_dims=(128, 128, 256, 512), token_dims=(128, 256, 512, 1024), depths=(2, 2, 12, 2),
                 num_heads=(4, 8, 16, 32), rc_heads=(4, 8, 16, 32), wide_pcm=True, window_size=12, **_VSA_COMMON)
-    return _create_vitaev2_vsa("vitaev2_vsa_widepcm_b_ws12", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_b_ws12", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
@@ -838,7 +807,7 @@ def vitaev2_vsa_test(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
                 num_heads=(1, 2, 2, 2), rc_heads=(1, 1, 2, 2), nc_groups=(1, 4, 8, 8), rc_groups=(1, 4, 4, 8),
                 wide_pcm=False, window_size=4, mlp_ratio=2., downsample_ratios=(4, 2, 2, 2),
                 kernel_sizes=(7, 3, 3, 3), dilations=((1, 2, 3, 4), (1, 2, 3), (1, 2), (1, 2)))
-    return _create_vitaev2_vsa("vitaev2_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -847,7 +816,7 @@ def vitaev2_vsa_test(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
                             source="official README, Swin-T+VSA (weights announced, never released)")})
 def swin_vsa_tiny(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=7, drop_path_rate=0.2)
-    return _create_swin_vsa("swin_vsa_tiny", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(SwinVSA, "swin_vsa_tiny", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -856,10 +825,10 @@ def swin_vsa_tiny(pretrained: bool = False, **kwargs) -> SwinVSA:
                             source="official README, Swin-S+VSA (weights announced, never released)")})
 def swin_vsa_small(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), window_size=7, drop_path_rate=0.3)
-    return _create_swin_vsa("swin_vsa_small", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(SwinVSA, "swin_vsa_small", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
 def swin_vsa_test(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), window_size=4, drop_path_rate=0.)
-    return _create_swin_vsa("swin_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(SwinVSA, "swin_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
