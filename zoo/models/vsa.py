@@ -567,7 +567,9 @@ class ViTAEv2VSA(_TrunkMixin, nn.Module):
         )
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        return _nhwc(x)  # the first reduction cell is the stem
+        # the first reduction cell is the stem; a channels-last image keeps its convs (and their
+        # concatenation) channels-last, so the tokens need no layout copy
+        return _nhwc(x.contiguous(memory_format=torch.channels_last))
 
 
 class SwinVSABlock(nn.Module):
