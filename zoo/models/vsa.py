@@ -113,6 +113,8 @@ class VaryingWindowAttention(nn.Module):
         self.sampling_scales = nn.Linear(dim, num_heads * 2)
         self.qkv = nn.Linear(dim, out_dim * 3, bias=qkv_bias)
         self.rel_pos = RelPosBias((window_size, window_size), num_heads)
+        # applied to the attention weights in training; the official module defines an attn_drop it never
+        # calls (all released configs use 0, where the two agree)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(out_dim, out_dim)
         self.proj_drop = nn.Dropout(proj_drop)
