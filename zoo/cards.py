@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -65,10 +66,11 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
                    official_source=entry.official_source, **_count(name))
         row["match"] = None if entry.official_params is None else row["params"] == entry.official_params
         tags = []
-        for tag, cfg in pretrained_tags(name).items():
+        for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
             tags.append(dict(tag=tag, location=cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("origin_url"),
                              origin=cfg.get("origin_url"), license=cfg.get("license"),
-                             reported=entry.reported.get(tag), notes=cfg.get("notes")))
+                             reported=entry.reported.get(tag), notes=cfg.get("notes"),
+                             unlinked=bool(cfg.get("unlinked"))))
         row["tags"] = tags
         rows.append(row)
     return rows
@@ -124,9 +126,14 @@ def render_card(family: str) -> str:
     licences = sorted({t["license"] for r in rows for t in r["tags"] if t["license"]})
     datasets = sorted({t["reported"]["dataset"] for r in rows for t in r["tags"]
                        if t["reported"] and t["reported"].get("dataset")})
+    def hub_licence(text: str) -> str:
+        text = text.lower()  # free-text licence statements are not Hub identifiers
+        return text if re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", text) else "other"
+
     front: Dict[str, Any] = {
         "library_name": "timm",
-        "license": licences[0] if len(licences) == 1 else ("other" if licences else info.code_license.lower()),
+        "license": hub_licence(licences[0]) if len(licences) == 1 else (
+            "other" if licences else hub_licence(info.code_license)),
         "tags": ["zoo", "timm", family] + [PIPELINE_TAGS[t] for t in tasks],
         "pipeline_tag": PIPELINE_TAGS[tasks[0]],
     }
@@ -174,8 +181,10 @@ def render_card(family: str) -> str:
             any_tags = True
             src = (t["reported"] or {}).get("source")
             extra = f" Reported: {_fmt_metric(t['reported'])}" + (f" ({src})." if src else ".") if t["reported"] else ""
-            note = f" {t['notes']}" if t.get("notes") else ""
-            lines.append(f"- `{r['name']}.{t['tag']}`: {t['location']} (licence: {t['license']}).{extra}{note}")
+            notes = t.get("notes") or ()
+            note = "".join(f" {n}" for n in ((notes,) if isinstance(notes, str) else notes))
+            how = " No direct download: fetch it from there and load with `checkpoint_path=`." if t["unlinked"] else ""
+            lines.append(f"- `{r['name']}.{t['tag']}`: {t['location']} (licence: {t['license']}).{extra}{note}{how}")
     if not any_tags:
         lines.append("No official weights were released for these variants.")
     lines += [

@@ -289,9 +289,14 @@ def test_models(family: Optional[str] = None) -> List[str]:
 test_models.__test__ = False  # not a pytest test, whatever imports it
 
 
-def pretrained_tags(name: str) -> Dict[str, Dict[str, Any]]:
-    """{tag: pretrained cfg as a dict} for every tag of ``name`` that has weights."""
+def pretrained_tags(name: str, include_unlinked: bool = False) -> Dict[str, Dict[str, Any]]:
+    """{tag: pretrained cfg as a dict} for every tag of ``name`` that has downloadable weights.
+
+    ``include_unlinked=True`` adds tags of official weights that exist but have no direct download
+    (e.g. share links recorded as ``origin_url``): they load with ``checkpoint_path=``.
+    """
     from timm.models import get_pretrained_cfg
+    from timm.models._registry import _model_default_cfgs
 
     base, _ = _split_tag(name)
     out = {}
@@ -300,6 +305,10 @@ def pretrained_tags(name: str) -> Dict[str, Dict[str, Any]]:
             continue
         cfg = get_pretrained_cfg(name_tag)
         out[_split_tag(name_tag)[1]] = cfg.to_dict() if cfg is not None else {}
+    if include_unlinked and base in _model_default_cfgs:
+        for tag, cfg in _model_default_cfgs[base].cfgs.items():
+            if tag and tag not in out and cfg.origin_url:
+                out[tag] = dict(cfg.to_dict(), unlinked=True)
     return out
 
 
