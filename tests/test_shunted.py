@@ -207,7 +207,7 @@ def test_padding_leaves_divisible_inputs_unchanged(monkeypatch):
         attn(torch.randn(1, 16, 24, 16, dtype=torch.float64))
         assert calls == []
         attn(torch.randn(1, 15, 24, 16, dtype=torch.float64))
-    assert calls == [(0, 0, 0, 1), (0, 0, 0, 1)]
+    assert calls == [(0, 0, 0, 0, 0, 1), (0, 0, 0, 0, 0, 1)]
 
 
 def test_attention_rejects_odd_rates_and_head_counts():

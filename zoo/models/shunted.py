@@ -199,14 +199,20 @@ class ShuntedAttention(nn.Module):
         B, h, w, c = t.shape
         return t.reshape(B, h * w, c // self.head_dim, self.head_dim).transpose(1, 2)
 
-    def _group(self, x_map: torch.Tensor, q: torch.Tensor, sr: nn.Conv2d, norm: nn.Module, kv: nn.Linear,
+    def _group(self, x: torch.Tensor, q: torch.Tensor, sr: nn.Conv2d, norm: nn.Module, kv: nn.Linear,
                local_conv: ConvPosEmbed) -> torch.Tensor:
         """One head group: keys / values aggregated at the rate of ``sr`` (its kernel = stride)."""
         rate = sr.stride[0]
-        pad_h, pad_w = (-x_map.shape[2]) % rate, (-x_map.shape[3]) % rate
-        if pad_h or pad_w:
-            x_map = F.pad(x_map, (0, pad_w, 0, pad_h))
-        x = self.act(norm(sr(x_map).permute(0, 2, 3, 1)))
+        if rate == 1:
+            # the 1x1 "aggregation" of group 2 at r = 2 is a Linear over channels; as such it skips
+            # the slow generic conv path PyTorch takes for 1x1 convs on CPU
+            x = F.linear(x, sr.weight.flatten(1), sr.bias)
+        else:
+            pad_h, pad_w = (-x.shape[1]) % rate, (-x.shape[2]) % rate
+            if pad_h or pad_w:
+                x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+            x = _nhwc_conv(sr, x)
+        x = self.act(norm(x))
         k, v = kv(x).chunk(2, dim=-1)
         v = v + _nhwc_conv(local_conv, v)
         drop = self.attn_drop if self.training else 0.0
@@ -216,11 +222,11 @@ class ShuntedAttention(nn.Module):
         B, H, W, C = x.shape
         q = self._heads(self.q(x))
         if self.sr_ratio > 1:
-            x_map = x.permute(0, 3, 1, 2)
             half = self.num_heads // 2
-            out1 = self._group(x_map, q[:, :half], self.sr1, self.norm1, self.kv1, self.local_conv1)
-            out2 = self._group(x_map, q[:, half:], self.sr2, self.norm2, self.kv2, self.local_conv2)
-            x = torch.cat([out1, out2], dim=1).transpose(1, 2).reshape(B, H, W, C)
+            out1 = self._group(x, q[:, :half], self.sr1, self.norm1, self.kv1, self.local_conv1)
+            out2 = self._group(x, q[:, half:], self.sr2, self.norm2, self.kv2, self.local_conv2)
+            # concatenating token-major gives (B, N, h, hd) contiguous: one copy, and the reshape is a view
+            x = torch.cat([out1.transpose(1, 2), out2.transpose(1, 2)], dim=2).reshape(B, H, W, C)
         else:
             k, v = self.kv(x).chunk(2, dim=-1)
             drop = self.attn_drop if self.training else 0.0
