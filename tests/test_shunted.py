@@ -17,6 +17,7 @@ from zoo.models.shunted import (
 )
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
+from test_layers_ffn_shunted import naive_depthwise3x3
 
 VARIANTS = {"shunted_t": 11_553_576, "shunted_s": 22_401_256, "shunted_b": 39_614_376}
 CASES = ["shunted_micro_t", "shunted_micro_b"]
@@ -102,16 +103,6 @@ def test_parity_with_official_bundle(case):
 # shunted attention against a naive reference
 
 
-def _naive_dwconv3x3(x, conv):
-    B, C, H, W = x.shape
-    xp = F.pad(x, (1, 1, 1, 1))
-    out = conv.bias.view(1, C, 1, 1).expand(B, C, H, W).clone()
-    for dy in range(3):
-        for dx in range(3):
-            out = out + conv.weight[:, 0, dy, dx].view(1, C, 1, 1) * xp[:, :, dy:dy + H, dx:dx + W]
-    return out
-
-
 def _naive_aggregate(x_map, conv):
     """conv with kernel = stride = r on a map zero-padded to multiples of r, as explicit cell sums."""
     r = conv.stride[0]
@@ -150,7 +141,8 @@ def naive_shunted_attention(attn: ShuntedAttention, x: torch.Tensor) -> torch.Te
             kvr = kv(xr).reshape(B, -1, 2, h // 2, hd).permute(2, 0, 3, 1, 4)
             k, v = kvr[0], kvr[1]
             v_map = v.transpose(1, 2).reshape(B, -1, C // 2).transpose(1, 2).reshape(B, C // 2, hr, wr)
-            v = v + _naive_dwconv3x3(v_map, local).reshape(B, h // 2, hd, -1).transpose(-1, -2)
+            local_v = naive_depthwise3x3(v_map, local.weight, local.bias)
+            v = v + local_v.reshape(B, h // 2, hd, -1).transpose(-1, -2)
             outs.append(_naive_softmax_attention(q[:, heads], k, v, hd ** -0.5).transpose(1, 2).reshape(B, H * W, -1))
         out = torch.cat(outs, dim=-1)
     else:
@@ -158,7 +150,8 @@ def naive_shunted_attention(attn: ShuntedAttention, x: torch.Tensor) -> torch.Te
         k, v = kv[0], kv[1]
         out = _naive_softmax_attention(q, k, v, hd ** -0.5).transpose(1, 2).reshape(B, H * W, C)
         v_map = v.transpose(1, 2).reshape(B, H * W, C).transpose(1, 2).reshape(B, C, H, W)
-        out = out + _naive_dwconv3x3(v_map, attn.local_conv.proj).reshape(B, C, -1).transpose(1, 2)
+        local_v = naive_depthwise3x3(v_map, attn.local_conv.proj.weight, attn.local_conv.proj.bias)
+        out = out + local_v.reshape(B, C, -1).transpose(1, 2)
     return attn.proj(out).reshape(B, H, W, C)
 
 
