@@ -201,6 +201,12 @@ def test_padding_leaves_divisible_inputs_unchanged(monkeypatch):
         assert calls == []
         attn(torch.randn(1, 15, 24, 16, dtype=torch.float64))
     assert calls == [(0, 0, 0, 0, 0, 1), (0, 0, 0, 0, 0, 1)]
+    # a whole model at an input whose stage maps (16, 8, 4, 2) are multiples of the rates (8, 4, 2, 1)
+    calls.clear()
+    model = zoo.create_model("shunted_test").eval()
+    with torch.no_grad():
+        model(torch.randn(1, 3, 64, 64))
+    assert calls == []
 
 
 def test_attention_rejects_odd_rates_and_head_counts():
