@@ -1,3 +1,4 @@
 """One module per family; importing this package registers every zoo model with timm."""
 from . import mixformer  # noqa: F401
 from . import vsa  # noqa: F401
+from . import shunted  # noqa: F401
