@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import zoo
 from zoo.hub import UnsafeCheckpointError, load_checkpoint
 from zoo.models.shunted import (
-    ShuntedAttention, ShuntedTransformer, checkpoint_filter_fn, load_official_checkpoint,
+    ShuntedAttention, ShuntedTransformer, checkpoint_filter_fn,
 )
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
@@ -249,19 +249,11 @@ def deit_file(tmp_path):
     return model, path
 
 
-def test_deit_style_checkpoint_is_refused_by_the_weights_only_loader(deit_file):
-    _, path = deit_file
-    with pytest.raises(UnsafeCheckpointError, match="weights_only"):
-        load_checkpoint(path)
-    with pytest.raises(UnsafeCheckpointError):
-        zoo.create_model("shunted_test", checkpoint_path=path)
-
-
-def test_load_official_checkpoint_reads_deit_style_files(deit_file):
+def test_deit_style_checkpoint_loads_through_checkpoint_path(deit_file):
     model, path = deit_file
-    sd = load_official_checkpoint(path)
+    sd = load_checkpoint(path)
     assert "args" not in sd and "epoch" not in sd
-    fresh = zoo.create_model("shunted_test", pretrained=True, pretrained_cfg_overlay=dict(state_dict=sd)).eval()
+    fresh = zoo.create_model("shunted_test", checkpoint_path=path).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
@@ -272,12 +264,11 @@ class _Evil:
         return (os.system, ("echo pwned",))
 
 
-def test_load_official_checkpoint_still_refuses_code(tmp_path):
+def test_checkpoint_with_code_in_args_is_still_refused(tmp_path):
     path = tmp_path / "evil.pth"
-    with open(path, "wb") as f:
-        pickle.dump({"model": {}, "args": _Evil()}, f, protocol=2)
-    with pytest.raises(UnsafeCheckpointError, match="Namespace"):
-        load_official_checkpoint(path)
+    torch.save({"model": {}, "args": _Evil()}, path)
+    with pytest.raises(UnsafeCheckpointError, match="evil.pth"):
+        load_checkpoint(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Checkpoint loading glue shared by every family.
 
 * :func:`load_checkpoint` reads a file without ever executing pickled code: safetensors;
-  ``.pth``/``.bin``/``.pt`` through ``torch.load(weights_only=True)``; the numpy-pickle formats of
+  ``.pth``/``.bin``/``.pt`` through ``torch.load(weights_only=True)`` (with ``argparse.Namespace``
+  allowed, for DeiT-style training files); the numpy-pickle formats of
   PaddlePaddle (``.pdparams``) and detectron2 (``.pkl``) through :class:`NumpyOnlyUnpickler`, which
   reconstructs numpy arrays and nothing else.
 * :func:`unwrap_state_dict` removes the training wrappers official checkpoints come in
@@ -11,6 +12,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import io
 import logging
 import os
@@ -169,7 +171,10 @@ def load_checkpoint(path: PathLike, *, unwrap: bool = True) -> Dict[str, Any]:
         ckpt = load_numpy_pickle(path)
     else:
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            # DeiT-style training files carry their argparse.Namespace under 'args': plain attribute
+            # storage, no code, so it joins torch's weights-only allow-list and nothing else does
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
             raise UnsafeCheckpointError(
                 f"{path}: refused by torch.load(weights_only=True), the pickle needs objects beyond "

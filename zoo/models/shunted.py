@@ -32,7 +32,7 @@ LayerNorm eps are those of the official code: 1e-6 in blocks and at the end of s
 Channels-last (B, H, W, C) inside; features are handed out NCHW.
 
 Official checkpoints are DeiT-style training files (``{'model': ..., 'args': argparse.Namespace,
-...}``), which ``torch.load(weights_only=True)`` refuses; :func:`load_official_checkpoint` reads
+...}``); :func:`zoo.hub.load_checkpoint` (behind ``zoo.create_model(checkpoint_path=...)``) reads
 them without unpickling anything but tensors, containers and the (code-free) ``Namespace``.
 """
 from __future__ import annotations
@@ -53,14 +53,14 @@ from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
-from zoo.hub import UnsafeCheckpointError, load_checkpoint, unwrap_state_dict
+from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
 
 __all__ = [
-    "ShuntedTransformer", "ShuntedAttention", "ShuntedBlock", "checkpoint_filter_fn", "load_official_checkpoint",
+    "ShuntedTransformer", "ShuntedAttention", "ShuntedBlock", "checkpoint_filter_fn",
 ]
 
 _GDRIVE = "https://drive.google.com/drive/folders/15iZKXFT7apjUSoN2WUMAbb0tvJgyh3YP"
@@ -496,35 +496,6 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     """
     state_dict = unwrap_state_dict(state_dict)
     return {_convert_key(k): v for k, v in state_dict.items()}
-
-
-def load_official_checkpoint(path: Union[str, "os.PathLike[str]"]) -> Dict[str, torch.Tensor]:
-    """Read an official Shunted checkpoint file as a flat state dict, without executing pickled code.
-
-    The released files are DeiT training checkpoints whose ``args`` entry is an
-    ``argparse.Namespace``, which ``torch.load(weights_only=True)`` (and so
-    :func:`zoo.hub.load_checkpoint` and ``zoo.create_model(checkpoint_path=...)``) refuses. This
-    allows exactly that one class on top of torch's weights-only allow-list (a Namespace is plain
-    attribute storage and carries no code); anything else is still refused. Use it as::
-
-        sd = load_official_checkpoint("shunted_T.pth")
-        model = zoo.create_model("shunted_t", pretrained=True, pretrained_cfg_overlay=dict(state_dict=sd))
-
-    or ``model.load_state_dict(checkpoint_filter_fn(sd, model))``.
-    """
-    path = os.fspath(path)
-    try:
-        return load_checkpoint(path)
-    except UnsafeCheckpointError:
-        pass
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UnsafeCheckpointError(
-            f"{path}: refused by torch.load(weights_only=True) even with argparse.Namespace allowed "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
-    return unwrap_state_dict(ckpt)
 
 
 def _create_shunted(variant: str, pretrained: bool = False, **kwargs) -> ShuntedTransformer:
