@@ -1,0 +1,220 @@
+"""UniFormer: official parity (float64 bundles), checkpoint conversion of every manifest, family specifics."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.models import uniformer as U
+from tests._shared import REFERENCE, bundle_state_dict, have_shared, load_bundle, manifest, tolerance
+
+MANIFESTS = sorted(p.stem for p in (REFERENCE / "manifests" / "uniformer").glob("*.json")) if have_shared() else []
+# official manifest name -> zoo variant
+ZOO_NAME = {"uniformer_small_k400_video": "uniformer_small_k400", "uniformer_base_k400_video": "uniformer_base_k400"}
+
+
+def _zoo_kwargs_from_bundle(meta) -> dict:
+    kw = meta["official_kwargs"]
+    if "cfg" in kw:  # the slowfast video config
+        c = kw["cfg"]["__namespace__"]
+        u = c["UNIFORMER"]["__namespace__"]
+        return dict(depths=u["DEPTH"], embed_dims=u["EMBED_DIM"], head_dim=u["HEAD_DIM"], mlp_ratio=u["MLP_RATIO"],
+                    qkv_bias=u["QKV_BIAS"], num_classes=c["MODEL"]["__namespace__"]["NUM_CLASSES"], spatial_dims=3)
+    glb = meta.get("official_module_globals") or {}
+    return dict(depths=kw["depth"], embed_dims=kw["embed_dim"], head_dim=kw["head_dim"], mlp_ratio=kw["mlp_ratio"],
+                qkv_bias=kw["qkv_bias"], num_classes=kw["num_classes"], conv_stem=kw.get("conv_stem", False),
+                ls_init_value=glb.get("init_value") if glb.get("layer_scale") else None)
+
+
+@pytest.mark.parametrize("case", ["uniformer_micro_patch", "uniformer_micro_convstem_ls", "uniformer_micro_video"])
+def test_parity_with_official_bundle_float64(case):
+    b = load_bundle("uniformer", case)
+    meta = b["meta"]
+    model = U.UniFormer(**_zoo_kwargs_from_bundle(meta)).double().eval()
+    sd = U.checkpoint_filter_fn(bundle_state_dict(b), model)
+    model.load_state_dict(sd, strict=True)
+    x = torch.from_numpy(b["input"])
+    tol = tolerance(b)
+    with torch.no_grad():
+        out = model(x)
+        _, feats = model.forward_intermediates(x)
+    assert (out - torch.from_numpy(b["output"])).abs().max().item() <= tol
+    for i, f in enumerate(feats):
+        ref = torch.from_numpy(b["features"][f"stage{i + 1}"])
+        assert f.shape == ref.shape
+        assert (f - ref).abs().max().item() <= tol, f"stage{i + 1}"
+
+
+def test_video_accepts_official_list_input():
+    b = load_bundle("uniformer", "uniformer_micro_video")
+    model = U.UniFormer(**_zoo_kwargs_from_bundle(b["meta"])).double().eval()
+    model.load_state_dict(U.checkpoint_filter_fn(bundle_state_dict(b), model))
+    x = torch.from_numpy(b["input"])
+    with torch.no_grad():
+        assert torch.equal(model([x]), model(x))
+
+
+def _zeros_state_dict(shapes: dict) -> dict:
+    out = {}
+    for k, s in shapes.items():
+        dtype = torch.int64 if k.endswith("num_batches_tracked") else torch.float32
+        out[k] = torch.zeros(s, dtype=dtype)
+    return out
+
+
+def _meta_model(name: str):
+    with torch.device("meta"):
+        return zoo.create_model(name)
+
+
+@pytest.mark.parametrize("official", MANIFESTS)
+def test_every_official_key_converts(official):
+    m = manifest(f"uniformer/{official}")
+    name = ZOO_NAME.get(official, official)
+    model = _meta_model(name)
+    assert sum(p.numel() for p in model.parameters()) == m["_meta"]["n_params"]
+    official_sd = _zeros_state_dict(m["state_dict"])
+    converted = U.checkpoint_filter_fn(official_sd, model)
+    target = model.state_dict()
+    assert set(converted) == set(target), (sorted(set(target) - set(converted))[:5],
+                                           sorted(set(converted) - set(target))[:5])
+    for k, v in converted.items():
+        assert tuple(v.shape) == tuple(target[k].shape), k
+    # a no-op on zoo keys
+    again = U.checkpoint_filter_fn(converted, model)
+    assert set(again) == set(converted) and all(again[k] is converted[k] for k in converted)
+
+
+@pytest.mark.parametrize("wrapper", [None, "model", "model_state", "state_dict"])
+def test_converter_accepts_checkpoint_wrappers(wrapper):
+    b = load_bundle("uniformer", "uniformer_micro_patch")
+    model = U.UniFormer(**_zoo_kwargs_from_bundle(b["meta"])).double().eval()
+    sd = bundle_state_dict(b)
+    ckpt = sd if wrapper is None else {wrapper: sd, "epoch": 3}
+    model.load_state_dict(U.checkpoint_filter_fn(ckpt, model), strict=True)
+
+
+def test_converter_refuses_checkpoint_declaring_another_head_dim():
+    model = U.UniFormer(depths=(1, 1, 1, 1), embed_dims=(16, 32, 64, 64), head_dim=32)
+    sd = model.state_dict()
+    with pytest.raises(ValueError, match="head_dim"):
+        U.checkpoint_filter_fn({"model": sd, "head_dim": 16}, model)
+    with pytest.raises(ValueError, match="uniformer_small"):
+        U.checkpoint_filter_fn({"model": sd, "args": {"model": "x", "variant": "uniformer_small"}}, model)
+    U.checkpoint_filter_fn({"model": sd, "variant": "uniformer_small_plus"}, model)  # head_dim 32: accepted
+
+
+def test_pretrained_tags_pin_head_dim():
+    with pytest.raises(ValueError, match="head_dim 32"):
+        zoo.create_model("uniformer_small_plus", pretrained=True, head_dim=64)
+    for name in ("uniformer_small_plus", "uniformer_small_tl", "uniformer_base_tl", "uniformer_small"):
+        with torch.device("meta"):
+            m = zoo.create_model(name)
+        assert m.head_dim == U.VARIANT_HEAD_DIMS[name]
+        assert all(blk.attn.head_dim == m.head_dim for s in list(m.stages)[2:] for blk in s.blocks)
+
+
+def test_token_labeling_head_is_official_and_switchable():
+    torch.manual_seed(0)
+    m = zoo.create_model("uniformer_test", num_classes=5).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        feats = m.forward_features(x)
+        tokens = feats.flatten(2).transpose(1, 2)
+        expected = m.head(tokens.mean(1)) + 0.5 * m.aux_head(tokens).max(1)[0]
+        assert torch.allclose(m(x), expected, atol=1e-6)
+    off = zoo.create_model("uniformer_test", num_classes=5, aux_head=False).eval()
+    assert off.aux_head is None
+    sd = U.checkpoint_filter_fn(m.state_dict(), off)  # the aux weights are dropped, the rest loads
+    off.load_state_dict(sd, strict=True)
+    with torch.no_grad():
+        assert torch.allclose(off(x), m.head(m.forward_features(x).flatten(2).mean(-1)), atol=1e-6)
+
+
+def test_layer_scale_is_per_instance():
+    with torch.device("meta"):
+        ls = zoo.create_model("uniformer_base_ls")
+        plain = zoo.create_model("uniformer_base")  # the official module global would leak layer scale here
+        large = zoo.create_model("uniformer_large_ls_tl")
+    assert ls.stages[2].blocks[0].gamma_1 is not None and ls.stages[0].blocks[0].gamma_1 is None
+    assert all(b.gamma_1 is None for s in plain.stages for b in s.blocks)
+    assert large.stages[0].blocks[0].gamma_1 is not None
+
+
+@pytest.mark.parametrize("size", [(64, 64), (70, 95), (33, 129)])
+def test_patch_stem_takes_any_input_size(size):
+    m = U.UniFormer(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, num_classes=3).eval()
+    with torch.no_grad():
+        assert m(torch.randn(1, 3, *size)).shape == (1, 3)
+
+
+def test_inflate_2d_to_3d_matches_official_rule():
+    torch.manual_seed(0)
+    img = U.UniFormer(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, num_classes=10)
+    vid = U.UniFormer(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, num_classes=7, spatial_dims=3)
+    sd2 = img.state_dict()
+    sd3 = U.inflate_weights_2d_to_3d(sd2, vid)
+    missing, unexpected = vid.load_state_dict(sd3, strict=False)
+    assert not unexpected and set(missing) == {"head.weight", "head.bias"}
+    w2 = sd2["stages.0.blocks.0.attn.weight"]
+    w3 = sd3["stages.0.blocks.0.attn.weight"]
+    assert w3.shape == (16, 1, 5, 5, 5) and torch.allclose(w3.sum(2), w2)
+    assert torch.allclose(sd3["stages.0.downsample.proj.weight"], sd2["stages.0.downsample.proj.weight"][:, :, None]
+                          .expand(-1, -1, 3, -1, -1) / 3)
+    centre = U.inflate_weights_2d_to_3d(sd2, vid, center=True)["stages.0.blocks.0.pos_embed.proj.weight"]
+    assert torch.equal(centre[:, :, 1], sd2["stages.0.blocks.0.pos_embed.proj.weight"])
+    assert centre[:, :, 0].abs().sum() == 0
+    # a static video (every frame the same) sees the image model's stage-1 response at every time step
+    img.eval(), vid.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        f2 = img.stages[0].blocks[0].pos_embed(torch.randn(1, 16, 8, 8))
+    assert f2.shape == (1, 16, 8, 8)
+
+
+@pytest.mark.parametrize("name,shape,err", [
+    ("uniformer_test", (2, 3, 4, 64, 64), ValueError),       # 5-D to an image model
+    ("uniformer_video_test", (2, 3, 64, 64), ValueError),    # 4-D to a video model
+    ("uniformer_test", (2, 4, 64, 64), ValueError),          # wrong channels
+    ("uniformer_test", (2, 3, 16, 16), ValueError),          # too small for the patch stem
+])
+def test_bad_input_raises_clear_error(name, shape, err):
+    m = zoo.create_model(name)
+    with pytest.raises(err, match=name):
+        m(torch.randn(*shape))
+
+
+def test_integer_input_raises_type_error():
+    m = zoo.create_model("uniformer_video_test")
+    with pytest.raises(TypeError, match="uniformer_video_test"):
+        m(torch.zeros(1, 3, 4, 64, 64, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name", ["uniformer_test", "uniformer_video_test"])
+def test_test_model_contract(name):
+    entry = zoo.registry.model_entry(name)
+    for size in entry.test_sizes:
+        m = zoo.create_model(name)
+        x = torch.randn(2, 3, *size)
+        out = m(x)
+        assert out.shape == (2, m.num_classes)
+        out.sum().backward()
+        assert all(p.grad is not None for p in m.parameters())
+        final, inter = m.forward_intermediates(x)
+        assert torch.allclose(final, m.forward_features(x), atol=1e-5)
+        assert len(inter) == 4
+        f = zoo.create_model(name, features_only=True)
+        feats = f(x)
+        for fi, info in zip(feats, f.feature_info.get_dicts()):
+            assert fi.ndim == x.ndim and fi.shape[1] == info["num_chs"]
+            assert abs(fi.shape[-1] - size[-1] / info["reduction"]) <= 1
+        m1 = zoo.create_model(name, in_chans=1)
+        m1(torch.randn(1, 1, *size))
+        m.set_grad_checkpointing()
+        m(x).sum().backward()
+        assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (2, m.num_features)
+        m.reset_classifier(0)
+        assert m(x).shape == (2, m.num_features)
