@@ -48,7 +48,7 @@ from zoo.validation import check_input
 
 __all__ = [
     "UniFormer", "LocalBlock", "GlobalBlock", "GlobalMHRA", "PatchEmbed", "ConvStem", "ConvDownsample",
-    "UniFormerStage", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
+    "UniFormerStage", "UniFormerLight", "EvoGlobalBlock", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
 ]
 
 register_family(
@@ -521,6 +521,299 @@ class UniFormer(nn.Module):
         return self.forward_head(x)
 
 
+class EvoGlobalMHRA(GlobalMHRA):
+    """Global MHRA that also returns the class token's attention to the other tokens, averaged over heads
+    (the score the light models prune with)."""
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))
+        # only the class token's row of the attention matrix is needed: (B, heads, 1, N)
+        cls_row = ((q[:, :, :1] @ k.transpose(-2, -1)) * self.head_dim ** -0.5).softmax(-1)
+        return out, cls_row.mean(1)[:, 0, 1:]
+
+
+class EvoGlobalBlock(nn.Module):
+    """Global block of the light models: Evo-ViT style token pruning (official ``EvoSABlock``).
+
+    The class token's attention, averaged over heads and blended across blocks (``trade_off``), ranks the
+    patch tokens. With ``prune_ratio < 1`` only the top ``int(N * prune_ratio)`` tokens (plus the class
+    token and one representative token, the score-weighted mean of the others) go through attention and
+    FFN ("slow update"); the dropped tokens receive the representative token's attention + FFN update
+    ("fast update"). Tokens are put back in their original order after the block. The last block of
+    stage 3 average-pools the score map 2x2 (rescaled to keep its sum) for stage 4.
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            prune_ratio: float = 1.,
+            trade_off: float = 0.,
+            downsample_score: bool = False,
+            proj_drop: float = 0.,
+            attn_drop: float = 0.,
+            drop_path: float = 0.,
+            ls_init_value: Optional[float] = None,
+    ):
+        super().__init__()
+        self.prune_ratio = prune_ratio
+        self.trade_off = trade_off
+        self.downsample_score = downsample_score
+        self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=2)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = EvoGlobalMHRA(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        use_ls = ls_init_value is not None
+        self.gamma_1 = nn.Parameter(ls_init_value * torch.ones(dim)) if use_ls else None
+        self.gamma_2 = nn.Parameter(ls_init_value * torch.ones(dim)) if use_ls else None
+        self.gamma_3 = nn.Parameter(ls_init_value * torch.ones(dim)) if use_ls and prune_ratio != 1 else None
+
+    def _blend(self, score: Optional[torch.Tensor], cls_row: torch.Tensor) -> torch.Tensor:
+        """The official score update: the first scores are set, later ones blended with ``trade_off``.
+
+        ``cls_row`` covers every key but the class token. When it has as many entries as ``score`` (no
+        pruning, or a map so small that pruning keeps N-1 tokens) all scores are blended; otherwise the
+        representative token's entry is left out and only the kept (leading) scores are updated.
+        """
+        if score is None:
+            return cls_row
+        t = self.trade_off
+        if score.shape[1] == cls_row.shape[1]:
+            return (1 - t) * score + t * cls_row
+        n = cls_row.shape[1] - 1
+        return torch.cat([(1 - t) * score[:, :n] + t * cls_row[:, :n], score[:, n:]], dim=1)
+
+    def _residuals(self, z: torch.Tensor, score: Optional[torch.Tensor]):
+        a, cls_row = self.attn(self.norm1(z))
+        score = self._blend(score, cls_row)
+        fast = a[:, -1:]
+        z = z + self.drop_path1(a if self.gamma_1 is None else self.gamma_1 * a)
+        m = self.mlp(self.norm2(z))
+        fast = fast + m[:, -1:]
+        z = z + self.drop_path2(m if self.gamma_2 is None else self.gamma_2 * m)
+        return z, score, fast
+
+    def forward(self, cls_token: torch.Tensor, x: torch.Tensor, score: Optional[torch.Tensor] = None):
+        x = x + self.pos_embed(x)
+        B, C, H, W = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        N = t.shape[1]
+        if self.prune_ratio == 1:
+            z, score, _ = self._residuals(torch.cat([cls_token, t], dim=1), score)
+            return z[:, :1], z[:, 1:].transpose(1, 2).reshape(B, C, H, W), score
+        if score is None:
+            raise ValueError("a pruning block needs the token scores of an earlier block")
+        keep = int(N * self.prune_ratio)
+        order = torch.argsort(score, dim=1, descending=True)
+        t_sorted = torch.gather(t, 1, order.unsqueeze(-1).expand(-1, -1, C))
+        score = torch.gather(score, 1, order)
+        x_keep, x_drop = t_sorted[:, :keep], t_sorted[:, keep:]
+        w = score[:, keep:]
+        rep = ((w / w.sum(1, keepdim=True)).unsqueeze(-1) * x_drop).sum(1, keepdim=True)
+        z, score, fast = self._residuals(torch.cat([cls_token, x_keep, rep], dim=1), score)
+        if self.gamma_3 is not None:
+            fast = self.gamma_3 * fast
+        t_sorted = torch.cat([z[:, 1:-1], x_drop + fast], dim=1)
+        # back to the original token order
+        total = score.sum(1, keepdim=True)
+        t = torch.empty_like(t_sorted).scatter_(1, order.unsqueeze(-1).expand(-1, -1, C), t_sorted)
+        score = torch.empty_like(score).scatter_(1, order, score)
+        if self.downsample_score:
+            score = F.avg_pool2d(score.view(B, 1, H, W), 2).flatten(1)
+            score = score * (total / score.sum(1, keepdim=True))
+        return z[:, :1], t.transpose(1, 2).reshape(B, C, H, W), score
+
+
+class UniFormerLight(nn.Module):
+    """UniFormer-XXS / XS (official ``UniFormer_Light``): conv stem, patch-embed downsamplers with LN,
+    local blocks in stages 1-2 and token-pruning global blocks (:class:`EvoGlobalBlock`) with a class
+    token in stages 3-4 (``cls_upsample`` widens it between them).
+
+    Logits are ``head(mean(BN(map)))`` as the official inference. The class-token branch
+    (``norm_cls``, ``head_cls``) is a training-time auxiliary head of the official code; its weights are
+    kept for checkpoint compatibility and ``forward_cls_head`` computes it, but ``forward`` does not.
+    """
+    no_grad_params = ("norm_cls.*", "head_cls.*")
+
+    def __init__(
+            self,
+            depths: Sequence[int] = (2, 5, 8, 2),
+            embed_dims: Sequence[int] = (56, 112, 224, 448),
+            head_dim: int = 28,
+            mlp_ratio: float = 3.,
+            qkv_bias: bool = True,
+            prune_ratios: Sequence[Sequence[float]] = ((), (), (1,) + (0.5,) * 7, (0.5,) * 2),
+            trade_offs: Sequence[Sequence[float]] = ((), (), (1,) + (0.5,) * 7, (0.5,) * 2),
+            ls_init_value: Optional[float] = None,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = "avg",
+            drop_rate: float = 0.,
+            proj_drop_rate: float = 0.,
+            attn_drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+    ):
+        super().__init__()
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
+        for i in (2, 3):
+            if len(prune_ratios[i]) != depths[i] or len(trade_offs[i]) != depths[i]:
+                raise ValueError(f"stage {i + 1}: need one prune ratio and one trade-off per block")
+        if depths[2] and prune_ratios[2][0] != 1:
+            raise ValueError("the first block of stage 3 must not prune (it sets the token scores)")
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.in_chans = in_chans
+        self.spatial_dims = 2
+        self.head_dim = head_dim
+        self.embed_dims = tuple(embed_dims)
+        self.num_features = self.head_hidden_size = embed_dims[-1]
+        self.grad_checkpointing = False
+        self.min_input_size = 29  # the conv stem pads, the patch embeds floor: stage 4 needs ceil(H/4) >= 8
+
+        total = sum(depths)
+        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0. for i in range(total)]
+        dpr = [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(4)]
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims[2]))
+        self.cls_upsample = nn.Linear(embed_dims[2], embed_dims[3])
+        stages = []
+        self.feature_info = []
+        in_dim = in_chans
+        for i, (depth, dim) in enumerate(zip(depths, embed_dims)):
+            down = ConvStem(in_dim, dim) if i == 0 else PatchEmbed(in_dim, dim, 2)
+            if i < 2:
+                blocks = [LocalBlock(dim, mlp_ratio, proj_drop=proj_drop_rate, drop_path=dpr[i][j],
+                                     ls_init_value=ls_init_value) for j in range(depth)]
+            else:
+                blocks = [EvoGlobalBlock(
+                    dim, dim // head_dim, mlp_ratio, qkv_bias=qkv_bias, prune_ratio=prune_ratios[i][j],
+                    trade_off=trade_offs[i][j], downsample_score=(i == 2 and j == depth - 1),
+                    proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i][j],
+                    ls_init_value=ls_init_value) for j in range(depth)]
+            stages.append(UniFormerStage(down, blocks))
+            self.feature_info.append(dict(num_chs=dim, reduction=2 ** (i + 2), module=f"stages.{i}"))
+            in_dim = dim
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.BatchNorm2d(self.num_features)
+        self.norm_cls = nn.LayerNorm(self.num_features)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.aux_head = None  # no token-labeling head (shares UniFormer.reset_classifier)
+        self.apply(UniFormer._init_weights.__get__(self))
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set:
+        return {"cls_token"}
+
+    group_matcher = UniFormer.group_matcher
+    set_grad_checkpointing = UniFormer.set_grad_checkpointing
+    get_classifier = UniFormer.get_classifier
+    _check = UniFormer._check
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        UniFormer.reset_classifier(self, num_classes, global_pool)
+        ref = self.cls_token
+        self.head_cls = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) \
+            if num_classes > 0 and isinstance(self.norm_cls, nn.LayerNorm) else nn.Identity()
+
+    def _run_stage(self, i: int, x: torch.Tensor, state: List[Optional[torch.Tensor]]) -> torch.Tensor:
+        """Stage ``i``; ``state`` carries [class token, token scores] through the global stages."""
+        stage = self.stages[i]
+        x = stage.downsample(x)
+        if i < 2:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                return checkpoint_seq(stage.blocks, x)
+            return stage.blocks(x)
+        if i == 2:
+            state[0] = self.cls_token.expand(x.shape[0], -1, -1)
+            state[1] = None
+        else:
+            state[0] = self.cls_upsample(state[0])
+        cls_token, score = state
+        for blk in stage.blocks:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                cls_token, x, score = checkpoint(blk, cls_token, x, score, use_reentrant=False)
+            else:
+                cls_token, x, score = blk(cls_token, x, score)
+        state[0], state[1] = cls_token, score
+        return x
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (NCHW); ``norm=True`` applies the final BatchNorm to the last one."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        self._check(x)
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+        n = len(self.stages) if not stop_early else max_index + 1
+        state: List[Optional[torch.Tensor]] = [None, None]
+        intermediates = []
+        feat_idx = 0
+        for feat_idx in range(n):
+            x = self._run_stage(feat_idx, x, state)
+            if feat_idx in take_indices:
+                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
+        if intermediates_only:
+            return intermediates
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        take_indices = UniFormer.prune_intermediate_layers(self, indices, prune_norm, prune_head)
+        if len(self.stages) < 4 or prune_head:
+            self.norm_cls = nn.Identity()
+            self.head_cls = nn.Identity()
+        if len(self.stages) < 4:
+            self.cls_upsample = nn.Identity()
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features_with_cls(x)[1]
+
+    def forward_features_with_cls(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The normalised map and the final class token (used by the official training head)."""
+        self._check(x)
+        state: List[Optional[torch.Tensor]] = [None, None]
+        for i in range(len(self.stages)):
+            x = self._run_stage(i, x, state)
+        return state[0], self.norm(x)
+
+    def forward_cls_head(self, cls_token: torch.Tensor) -> torch.Tensor:
+        """The official training-time class-token logits ``head_cls(norm_cls(cls))``."""
+        return self.head_cls(self.norm_cls(cls_token.squeeze(1)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.flatten(2)
+        x = self.head_drop(x.mean(-1) if self.global_pool == "avg" else x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 # official head_dim of every zoo variant: head_dim changes no tensor shape, so a checkpoint of one
 # variant loads silently into the other; the converter checks what a checkpoint declares against this
 VARIANT_HEAD_DIMS: Dict[str, int] = {
@@ -530,6 +823,7 @@ VARIANT_HEAD_DIMS: Dict[str, int] = {
     "uniformer_small_plus_dim64_tl": 64, "uniformer_base_tl": 32, "uniformer_base_dim64_tl": 64,
     "uniformer_large_ls_tl": 64,
     "uniformer_small_k400": 64, "uniformer_base_k400": 64,
+    "uniformer_xxs": 28, "uniformer_xs": 32,
 }
 
 _DECLARATION_KEYS = ("head_dim", "variant", "arch", "architecture", "model_name")
@@ -636,7 +930,7 @@ def inflate_weights_2d_to_3d(
     return out
 
 
-def _create_uniformer(variant: str, pretrained: bool = False, **kwargs) -> UniFormer:
+def _create_uniformer(variant: str, pretrained: bool = False, model_cls=None, **kwargs) -> UniFormer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     pinned = VARIANT_HEAD_DIMS.get(variant)
     if pretrained and pinned is not None and kwargs.get("head_dim", pinned) != pinned:
@@ -644,7 +938,7 @@ def _create_uniformer(variant: str, pretrained: bool = False, **kwargs) -> UniFo
         raise ValueError(f"{variant}: its pretrained weights were trained with head_dim {pinned}, "
                          f"got head_dim={kwargs['head_dim']}")
     return build_model_with_cfg(
-        UniFormer, variant, pretrained,
+        model_cls or UniFormer, variant, pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(feature_cls="getter", flatten_sequential=True, out_indices=out_indices),
         **kwargs)
@@ -680,6 +974,12 @@ def _tl(file_id: str, head_dim: int, size: int = 224, **kwargs) -> Dict[str, Any
                 crop_pct=1.0 if size > 224 else 0.875,
                 origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#imagenet-1k-"
                            "pretrained-with-token-labeling-224x224", **kwargs)
+
+
+def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
+    return _cfg(_gdrive(file_id), notes=_pin(head_dim), input_size=(3, size, size), pool_size=(size // 32,) * 2,
+                origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#lightweight-"
+                           "models-on-imagenet-1k")
 
 
 def _video(filename: str, num_classes: int, frames: int, head_dim: int = 64, **kwargs) -> Dict[str, Any]:
@@ -741,7 +1041,15 @@ default_cfgs = generate_default_cfgs({
     "uniformer_base_k400.sthv2_32_prek400": _video("uniformer_base_sthv2_32_prek400.pth", 174, 32),
     "uniformer_base_k400.sthv2_32_prek600": _video("uniformer_base_sthv2_32_prek600.pth", 174, 32),
 
+    "uniformer_xxs.in1k_128": _light("1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps", 28, 128),
+    "uniformer_xxs.in1k_160": _light("1CsXCzfVFPyM2mY8BA_1fO3q_VBngnF44", 28, 160),
+    "uniformer_xxs.in1k_192": _light("1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_", 28, 192),
+    "uniformer_xxs.in1k": _light("1Cw9r_3c30N-esFI8RFYa6rQXJrr1rAHY", 28, 224),
+    "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
+    "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
+
     "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
+    "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
     "uniformer_video_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2, 2), num_classes=10,
                                            notes=("input (B, 3, 4, 64, 64)",)),
 })
@@ -911,3 +1219,35 @@ def uniformer_video_test(pretrained: bool = False, **kwargs) -> UniFormer:
     """Tiny video UniFormer for the general tests."""
     return _build("uniformer_video_test", pretrained,
                   dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, spatial_dims=3), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=10_215_280,
+                manifest="uniformer/uniformer_xxs",
+                reported={"in1k_128": _top1(76.8, _IMG), "in1k_160": _top1(79.1, _IMG),
+                          "in1k_192": _top1(79.9, _IMG), "in1k": _top1(80.6, _IMG)})
+def uniformer_xxs(pretrained: bool = False, **kwargs) -> UniFormerLight:
+    """UniFormer-XXS (light, token pruning in the global stages)."""
+    arch = dict(depths=(2, 5, 8, 2), embed_dims=(56, 112, 224, 448), head_dim=28, mlp_ratio=3.,
+                prune_ratios=((), (), (1,) + (0.5,) * 7, (0.5,) * 2),
+                trade_offs=((), (), (1,) + (0.5,) * 7, (0.5,) * 2))
+    return _create_uniformer("uniformer_xxs", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+
+
+@register_model(family="uniformer", task="classification", official_params=16_509_264,
+                manifest="uniformer/uniformer_xs",
+                reported={"in1k_192": _top1(81.5, _IMG), "in1k": _top1(82.0, _IMG)})
+def uniformer_xs(pretrained: bool = False, **kwargs) -> UniFormerLight:
+    """UniFormer-XS (light, token pruning in the global stages)."""
+    arch = dict(depths=(3, 5, 9, 3), embed_dims=(64, 128, 256, 512), head_dim=32, mlp_ratio=3.,
+                prune_ratios=((), (), (1,) + (0.5,) * 8, (0.5,) * 3),
+                trade_offs=((), (), (1,) + (0.5,) * 8, (0.5,) * 3))
+    return _create_uniformer("uniformer_xs", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+
+
+@register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
+def uniformer_light_test(pretrained: bool = False, **kwargs) -> UniFormerLight:
+    """Tiny light UniFormer (token pruning, layer scale) for the general tests."""
+    arch = dict(depths=(1, 1, 3, 2), embed_dims=(16, 32, 48, 64), head_dim=16, mlp_ratio=3.,
+                prune_ratios=((), (), (1, 0.5, 0.5), (0.5, 0.5)), trade_offs=((), (), (1, 0.5, 0.5), (0.5, 0.5)),
+                ls_init_value=1e-6)
+    return _create_uniformer("uniformer_light_test", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
