@@ -318,3 +318,24 @@ def test_test_model_contract(name):
         assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (2, m.num_features)
         m.reset_classifier(0)
         assert m(x).shape == (2, m.num_features)
+
+
+def test_official_file_loads_through_create_model(tmp_path):
+    """The real loading path: an official-layout .pth wrapped in {'model': ...} via checkpoint_path."""
+    b = load_bundle("uniformer", "uniformer_micro_convstem_ls")
+    f = tmp_path / "official.pth"
+    torch.save({"model": bundle_state_dict(b), "epoch": 300}, f)
+    m = zoo.create_model("uniformer_test", checkpoint_path=str(f), conv_stem=True, head_dim=8, aux_head=False,
+                         num_classes=10)
+    m = m.double().eval()
+    with torch.no_grad():
+        out = m(torch.from_numpy(b["input"]))
+    # the model was built in float32, so the loaded weights were rounded to float32 (hence not 1e-8)
+    assert (out - torch.from_numpy(b["output"])).abs().max().item() <= 1e-5
+
+
+def test_video_tags_carry_their_class_counts():
+    for tag, n in [("k400_8x8", 400), ("k600_16x4", 600), ("sthv2_16_prek400", 174), ("sthv1_32_prek600", 174)]:
+        with torch.device("meta"):
+            m = zoo.create_model(f"uniformer_small_k400.{tag}")
+        assert m.num_classes == n and m.pretrained_cfg["hf_hub_id"] == "Sense-X/uniformer_video"

@@ -439,6 +439,7 @@ class UniFormer(nn.Module):
             self.aux_head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
                 if num_classes > 0 else nn.Identity()
 
+    @torch.jit.ignore
     def _check(self, x: torch.Tensor) -> None:
         min_size = None
         if self.min_input_size > 1:
@@ -507,8 +508,10 @@ class UniFormer(nn.Module):
         pooled = self.head_drop(pooled)
         if pre_logits:
             return pooled
+        if self.global_pool != "avg":
+            return self.head(pooled.transpose(1, 2))  # per-position logits (B, N, classes)
         logits = self.head(pooled)
-        if self.aux_head is not None and self.global_pool == "avg":
+        if self.aux_head is not None:
             # token labeling at inference (official): class logits plus half the max over tokens of the
             # per-token logits
             logits = logits + 0.5 * self.aux_head(tokens.transpose(1, 2)).amax(1)
@@ -807,7 +810,10 @@ class UniFormerLight(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = x.flatten(2)
-        x = self.head_drop(x.mean(-1) if self.global_pool == "avg" else x)
+        if self.global_pool != "avg":
+            x = self.head_drop(x)
+            return x if pre_logits else self.head(x.transpose(1, 2))
+        x = self.head_drop(x.mean(-1))
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -964,6 +970,9 @@ def _pin(head_dim: int) -> Tuple[str, ...]:
     return (f"head_dim={head_dim} (pinned: it changes no tensor shape)",)
 
 
+_CONV_STEM = dict(first_conv="stages.0.downsample.proj.0")
+
+
 def _hf_image(filename: str, head_dim: int, **kwargs) -> Dict[str, Any]:
     return _cfg(hf_hub_id="Sense-X/uniformer_image", hf_hub_filename=filename, notes=_pin(head_dim), **kwargs)
 
@@ -978,6 +987,7 @@ def _tl(file_id: str, head_dim: int, size: int = 224, **kwargs) -> Dict[str, Any
 
 def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
     return _cfg(_gdrive(file_id), notes=_pin(head_dim), input_size=(3, size, size), pool_size=(size // 32,) * 2,
+                **_CONV_STEM,
                 origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#lightweight-"
                            "models-on-imagenet-1k")
 
@@ -994,17 +1004,18 @@ def _video(filename: str, num_classes: int, frames: int, head_dim: int = 64, **k
 
 default_cfgs = generate_default_cfgs({
     "uniformer_small.in1k": _hf_image("uniformer_small_in1k.pth", 64),
-    "uniformer_small_plus.in1k": _hf_image("uniformer_small_plus_in1k.pth", 32),
-    "uniformer_small_plus_dim64.in1k": _cfg(_gdrive("178ipRvMBKeAP_Fzy6fEr2HQkIQWdgEY6"), notes=_pin(64)),
+    "uniformer_small_plus.in1k": _hf_image("uniformer_small_plus_in1k.pth", 32, **_CONV_STEM),
+    "uniformer_small_plus_dim64.in1k": _cfg(_gdrive("178ipRvMBKeAP_Fzy6fEr2HQkIQWdgEY6"), notes=_pin(64),
+                                           **_CONV_STEM),
     "uniformer_base.in1k": _hf_image("uniformer_base_in1k.pth", 64),
     "uniformer_base_ls.in1k": _cfg(_gdrive("10FnwzMVgGL8bPO3EMZ7oG4vDvqnPoBK5"), notes=_pin(64)),
 
     "uniformer_small_tl.in1k": _tl("16wjfeyqQFZ2x9W91EXf0Py1bfv4Fydfr", 32),
     "uniformer_small_tl.in1k_384": _tl("16p4CXzuXC5J4_SJK67dsvnc8gTKmtKN1", 32, 384),
     "uniformer_small_dim64_tl.in1k": _tl("17NC5qqAWCT2gI_jY_cJnFTOqRQTSwsoz", 64),
-    "uniformer_small_plus_tl.in1k": _tl("16rgtEVEeX3jVTQaiLsojBQP5sRaj_2aZ", 32),
-    "uniformer_small_plus_tl.in1k_384": _tl("16wJT87vTc43Dt1q2sXrxZRUuEdrNdFdk", 32, 384),
-    "uniformer_small_plus_dim64_tl.in1k": _tl("17OfoDWt2_nA0BYN0OuLPpG8mHJDTluQQ", 64),
+    "uniformer_small_plus_tl.in1k": _tl("16rgtEVEeX3jVTQaiLsojBQP5sRaj_2aZ", 32, **_CONV_STEM),
+    "uniformer_small_plus_tl.in1k_384": _tl("16wJT87vTc43Dt1q2sXrxZRUuEdrNdFdk", 32, 384, **_CONV_STEM),
+    "uniformer_small_plus_dim64_tl.in1k": _tl("17OfoDWt2_nA0BYN0OuLPpG8mHJDTluQQ", 64, **_CONV_STEM),
     "uniformer_base_tl.in1k": _tl("16nsTjawiYZuoCHBRarr58zA7vCFcmQmL", 32),
     "uniformer_base_tl.in1k_384": _tl("16kZlIarIwf9ldkCdHVKTQfFmDgfkucQ7", 32, 384),
     "uniformer_base_dim64_tl.in1k": _tl("17MneG9CnZG6zBvXYUr4WUXoTYc4rjJj5", 64),
@@ -1049,7 +1060,8 @@ default_cfgs = generate_default_cfgs({
     "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
 
     "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
-    "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
+    "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
+                                           **_CONV_STEM),
     "uniformer_video_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2, 2), num_classes=10,
                                            notes=("input (B, 3, 4, 64, 64)",)),
 })
