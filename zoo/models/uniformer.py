@@ -84,6 +84,16 @@ def _channel_view(gamma: torch.Tensor, ndim: int) -> torch.Tensor:
     return gamma.view((1, -1) + (1,) * (ndim - 2))
 
 
+def _pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 (1x1x1) conv as a Linear over the channel axis.
+
+    On the channels-last maps the stages keep, ``movedim(1, -1)`` is a free view and the matmul writes a
+    channels-last result, where PyTorch's CPU conv would fall back to its slow (copying) path. The
+    parameters keep the official conv shapes.
+    """
+    return F.linear(x.movedim(1, -1), conv.weight.flatten(1), conv.bias).movedim(-1, 1)
+
+
 class LocalMlp(nn.Module):
     """The FFN of the local blocks: 1x1 conv -> GELU -> 1x1 conv over a channels-first map (2-D or 3-D)."""
 
@@ -97,7 +107,7 @@ class LocalMlp(nn.Module):
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
+        return self.drop2(_pointwise(self.fc2, self.drop1(self.act(_pointwise(self.fc1, x)))))
 
 
 class LocalBlock(nn.Module):
@@ -134,7 +144,7 @@ class LocalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos_embed(x)
-        y = self.conv2(self.attn(self.conv1(self.norm1(x))))
+        y = _pointwise(self.conv2, self.attn(_pointwise(self.conv1, self.norm1(x))))
         if self.gamma_1 is not None:
             y = _channel_view(self.gamma_1, y.ndim) * y
         x = x + self.drop_path1(y)
@@ -239,7 +249,8 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
-        return self.norm(x.movedim(1, -1)).movedim(-1, 1).contiguous()
+        # the LayerNorm output is channels-last in memory: handed on as such (see UniFormerStage)
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
 
 
 class ConvStem(nn.Module):
@@ -274,6 +285,13 @@ class ConvDownsample(nn.Module):
         return self.proj(x)
 
 
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (logically channels-first) stored channels-last: PyTorch's CPU depthwise and pointwise convs
+    are several times faster on it, and the global blocks' ``flatten(2).transpose(1, 2)`` token view is
+    then free. Logical shapes and values are unchanged."""
+    return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+
+
 class UniFormerStage(nn.Module):
     """A downsampling embed followed by the stage's blocks (all local or all global)."""
 
@@ -284,7 +302,7 @@ class UniFormerStage(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.downsample(x)
+        x = _channels_last(self.downsample(x))
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.blocks, x)
         else:
@@ -731,7 +749,7 @@ class UniFormerLight(nn.Module):
     def _run_stage(self, i: int, x: torch.Tensor, state: List[Optional[torch.Tensor]]) -> torch.Tensor:
         """Stage ``i``; ``state`` carries [class token, token scores] through the global stages."""
         stage = self.stages[i]
-        x = stage.downsample(x)
+        x = _channels_last(stage.downsample(x))
         if i < 2:
             if self.grad_checkpointing and not torch.jit.is_scripting():
                 return checkpoint_seq(stage.blocks, x)
