@@ -27,7 +27,6 @@ Deviations from the official code, none of which changes an output:
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
