@@ -734,7 +734,14 @@ class UniFormerLight(nn.Module):
     def no_weight_decay(self) -> set:
         return {"cls_token"}
 
-    group_matcher = UniFormer.group_matcher
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        matcher = UniFormer.group_matcher(self, coarse)
+        matcher["stem"] = r"^stages\.0\.downsample|^cls_token"
+        if not coarse:
+            matcher["blocks"] = matcher["blocks"][:-1] + [(r"^cls_upsample|^norm|^head_cls", (99999,))]
+        return matcher
+
     set_grad_checkpointing = UniFormer.set_grad_checkpointing
     get_classifier = UniFormer.get_classifier
     _check = UniFormer._check
