@@ -25,7 +25,6 @@ Deviations from the official code, none of which changes an output:
     * the video model takes a tensor ``(B, C, T, H, W)`` (a one-element list, the official calling
       convention, is accepted too).
 """
-from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -83,14 +82,14 @@ def _channel_view(gamma: torch.Tensor, ndim: int) -> torch.Tensor:
     return gamma.view((1, -1) + (1,) * (ndim - 2))
 
 
-def _pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
     """A 1x1 (1x1x1) conv as a Linear over the channel axis.
 
     On the channels-last maps the stages keep, ``movedim(1, -1)`` is a free view and the matmul writes a
     channels-last result, where PyTorch's CPU conv would fall back to its slow (copying) path. The
     parameters keep the official conv shapes.
     """
-    return F.linear(x.movedim(1, -1), conv.weight.flatten(1), conv.bias).movedim(-1, 1)
+    return F.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
 
 
 class LocalMlp(nn.Module):
@@ -106,7 +105,8 @@ class LocalMlp(nn.Module):
         self.drop2 = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(_pointwise(self.fc2, self.drop1(self.act(_pointwise(self.fc1, x)))))
+        x = self.drop1(self.act(_pointwise(x, self.fc1.weight, self.fc1.bias)))
+        return self.drop2(_pointwise(x, self.fc2.weight, self.fc2.bias))
 
 
 class LocalBlock(nn.Module):
@@ -143,7 +143,8 @@ class LocalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos_embed(x)
-        y = _pointwise(self.conv2, self.attn(_pointwise(self.conv1, self.norm1(x))))
+        y = _pointwise(self.norm1(x), self.conv1.weight, self.conv1.bias)
+        y = _pointwise(self.attn(y), self.conv2.weight, self.conv2.bias)
         if self.gamma_1 is not None:
             y = _channel_view(self.gamma_1, y.ndim) * y
         x = x + self.drop_path1(y)
