@@ -341,3 +341,12 @@ def test_video_tags_carry_their_class_counts():
         with torch.device("meta"):
             m = zoo.create_model(f"uniformer_small_k400.{tag}")
         assert m.num_classes == n and m.pretrained_cfg["hf_hub_id"] == "Sense-X/uniformer_video"
+
+
+@pytest.mark.parametrize("name", ["uniformer_test", "uniformer_video_test", "uniformer_light_test"])
+def test_torchscript_matches_eager(name):
+    m = zoo.create_model(name).eval()
+    size = zoo.registry.model_entry(name).test_sizes[-1]
+    x = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.script(m)(x), m(x), atol=1e-6)

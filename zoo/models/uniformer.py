@@ -46,7 +46,7 @@ from zoo.validation import check_input
 
 __all__ = [
     "UniFormer", "LocalBlock", "GlobalBlock", "GlobalMHRA", "PatchEmbed", "ConvStem", "ConvDownsample",
-    "UniFormerStage", "UniFormerLight", "EvoGlobalBlock", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
+    "UniFormerStage", "UniFormerLight", "UniFormerLightStage", "EvoGlobalBlock", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
 ]
 
 register_family(
@@ -653,6 +653,41 @@ class EvoGlobalBlock(nn.Module):
         return z[:, :1], t.transpose(1, 2).reshape(B, C, H, W), score
 
 
+class UniFormerLightStage(nn.Module):
+    """A stage of the light models; a global stage threads the class token and the token scores through
+    its :class:`EvoGlobalBlock` s."""
+    is_global: torch.jit.Final[bool]
+
+    def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module], is_global: bool):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks) if is_global else nn.Sequential(*blocks)
+        self.is_global = is_global
+        self.grad_checkpointing = False
+
+    def forward(
+            self,
+            x: torch.Tensor,
+            cls_token: Optional[torch.Tensor] = None,
+            score: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        x = _channels_last(self.downsample(x))
+        if not self.is_global:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint_seq(self.blocks, x)
+            else:
+                x = self.blocks(x)
+            return x, cls_token, score
+        if cls_token is None:
+            raise ValueError("a global stage of the light models needs the class token")
+        for blk in self.blocks:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                cls_token, x, score = checkpoint(blk, cls_token, x, score, use_reentrant=False)
+            else:
+                cls_token, x, score = blk(cls_token, x, score)
+        return x, cls_token, score
+
+
 class UniFormerLight(nn.Module):
     """UniFormer-XXS / XS (official ``UniFormer_Light``): conv stem, patch-embed downsamplers with LN,
     local blocks in stages 1-2 and token-pruning global blocks (:class:`EvoGlobalBlock`) with a class
@@ -719,10 +754,10 @@ class UniFormerLight(nn.Module):
                     trade_off=trade_offs[i][j], downsample_score=(i == 2 and j == depth - 1),
                     proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i][j],
                     ls_init_value=ls_init_value) for j in range(depth)]
-            stages.append(UniFormerStage(down, blocks))
+            stages.append(UniFormerLightStage(down, blocks, is_global=i >= 2))
             self.feature_info.append(dict(num_chs=dim, reduction=2 ** (i + 2), module=f"stages.{i}"))
             in_dim = dim
-        self.stages = nn.Sequential(*stages)
+        self.stages = nn.ModuleList(stages)  # stages pass (map, class token, scores) along
         self.norm = nn.BatchNorm2d(self.num_features)
         self.norm_cls = nn.LayerNorm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
@@ -753,27 +788,14 @@ class UniFormerLight(nn.Module):
         self.head_cls = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) \
             if num_classes > 0 and isinstance(self.norm_cls, nn.LayerNorm) else nn.Identity()
 
-    def _run_stage(self, i: int, x: torch.Tensor, state: List[Optional[torch.Tensor]]) -> torch.Tensor:
-        """Stage ``i``; ``state`` carries [class token, token scores] through the global stages."""
-        stage = self.stages[i]
-        x = _channels_last(stage.downsample(x))
-        if i < 2:
-            if self.grad_checkpointing and not torch.jit.is_scripting():
-                return checkpoint_seq(stage.blocks, x)
-            return stage.blocks(x)
+    def _stage_inputs(
+            self, i: int, x: torch.Tensor, cls_token: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The class token entering stage ``i``: created for stage 3, widened for stage 4."""
         if i == 2:
-            state[0] = self.cls_token.expand(x.shape[0], -1, -1)
-            state[1] = None
-        else:
-            state[0] = self.cls_upsample(state[0])
-        cls_token, score = state
-        for blk in stage.blocks:
-            if self.grad_checkpointing and not torch.jit.is_scripting():
-                cls_token, x, score = checkpoint(blk, cls_token, x, score, use_reentrant=False)
-            else:
-                cls_token, x, score = blk(cls_token, x, score)
-        state[0], state[1] = cls_token, score
-        return x
+            return self.cls_token.expand(x.shape[0], -1, -1)
+        if i == 3 and cls_token is not None:
+            return self.cls_upsample(cls_token)
+        return cls_token
 
     def forward_intermediates(
             self,
@@ -790,14 +812,18 @@ class UniFormerLight(nn.Module):
         self._check(x)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last_idx = len(self.stages) - 1
-        n = len(self.stages) if not stop_early else max_index + 1
-        state: List[Optional[torch.Tensor]] = [None, None]
+        cls_token: Optional[torch.Tensor] = None
+        score: Optional[torch.Tensor] = None
         intermediates = []
         feat_idx = 0
-        for feat_idx in range(n):
-            x = self._run_stage(feat_idx, x, state)
-            if feat_idx in take_indices:
-                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
+        for i, stage in enumerate(self.stages):
+            if stop_early and i > max_index:
+                break
+            feat_idx = i
+            cls_token = self._stage_inputs(i, x, cls_token)
+            x, cls_token, score = stage(x, cls_token, score)
+            if i in take_indices:
+                intermediates.append(self.norm(x) if norm and i == last_idx else x)
         if intermediates_only:
             return intermediates
         if feat_idx == last_idx:
@@ -824,10 +850,14 @@ class UniFormerLight(nn.Module):
     def forward_features_with_cls(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """The normalised map and the final class token (used by the official training head)."""
         self._check(x)
-        state: List[Optional[torch.Tensor]] = [None, None]
-        for i in range(len(self.stages)):
-            x = self._run_stage(i, x, state)
-        return state[0], self.norm(x)
+        cls_token: Optional[torch.Tensor] = None
+        score: Optional[torch.Tensor] = None
+        for i, stage in enumerate(self.stages):
+            cls_token = self._stage_inputs(i, x, cls_token)
+            x, cls_token, score = stage(x, cls_token, score)
+        if cls_token is None:
+            cls_token = self.cls_token.expand(x.shape[0], -1, -1)  # pruned to the local stages
+        return cls_token, self.norm(x)
 
     def forward_cls_head(self, cls_token: torch.Tensor) -> torch.Tensor:
         """The official training-time class-token logits ``head_cls(norm_cls(cls))``."""
