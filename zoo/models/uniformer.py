@@ -15,15 +15,22 @@ position embedding (DPE) is a depthwise 3x3 (3x3x3) conv added residually, ``zoo
 
 One model class serves the 2-D image and 3-D video networks (``spatial_dims``), the token-labeling
 checkpoints (``aux_head``: logits are ``head(mean) + 0.5 * max_tokens(aux_head(tokens))``, as the official
-inference) and the layer-scale variants. The light models (``uniformer_xxs``/``uniformer_xs``, token
-pruning in the global stages) live in ``zoo.models.uniformer_light``.
+inference) and the layer-scale variants. The light models (``uniformer_xxs``/``uniformer_xs``, official
+``uniformer_light.py``) are :class:`UniFormerLight`, whose global blocks prune tokens (Evo-ViT).
 
 Deviations from the official code, none of which changes an output:
     * any input size works (the official patch stem asserts the constructor's ``img_size``);
     * layer scale is a constructor argument (officially a module global that leaks between builds);
+    * the light models pass the class token and token scores from block to block explicitly (officially
+      module globals);
+    * maps are kept channels-last in memory and 1x1 convs run as channel matmuls (same parameters);
     * attention runs through ``F.scaled_dot_product_attention``;
     * the video model takes a tensor ``(B, C, T, H, W)`` (a one-element list, the official calling
-      convention, is accepted too).
+      convention, is accepted too);
+    * in training mode ``forward`` still returns the inference logits: the official token-labeling
+      models return ``(cls, aux, bbox)`` and apply MixToken, the light models return
+      ``(head, head_cls)``; these training-only outputs and the MixToken augmentation are not reproduced
+      (``UniFormerLight.forward_cls_head`` gives the class-token logits).
 """
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
