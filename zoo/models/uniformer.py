@@ -652,8 +652,8 @@ class EvoGlobalBlock(nn.Module):
         t_sorted = torch.cat([z[:, 1:-1], x_drop + fast], dim=1)
         # back to the original token order
         total = score.sum(1, keepdim=True)
-        t = torch.empty_like(t_sorted).scatter_(1, order.unsqueeze(-1).expand(-1, -1, C), t_sorted)
-        score = torch.empty_like(score).scatter_(1, order, score)
+        t = torch.scatter(torch.empty_like(t_sorted), 1, order.unsqueeze(-1).expand(-1, -1, C), t_sorted)
+        score = torch.scatter(torch.empty_like(score), 1, order, score)
         if self.downsample_score:
             score = F.avg_pool2d(score.view(B, 1, H, W), 2).flatten(1)
             score = score * (total / score.sum(1, keepdim=True))
@@ -799,7 +799,8 @@ class UniFormerLight(nn.Module):
             self, i: int, x: torch.Tensor, cls_token: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """The class token entering stage ``i``: created for stage 3, widened for stage 4."""
         if i == 2:
-            return self.cls_token.expand(x.shape[0], -1, -1)
+            # a copy, not a view: a view of a parameter made under no_grad confuses module hooks
+            return self.cls_token.repeat(x.shape[0], 1, 1)
         if i == 3 and cls_token is not None:
             return self.cls_upsample(cls_token)
         return cls_token
@@ -863,7 +864,7 @@ class UniFormerLight(nn.Module):
             cls_token = self._stage_inputs(i, x, cls_token)
             x, cls_token, score = stage(x, cls_token, score)
         if cls_token is None:
-            cls_token = self.cls_token.expand(x.shape[0], -1, -1)  # pruned to the local stages
+            cls_token = self.cls_token.repeat(x.shape[0], 1, 1)  # pruned to the local stages
         return cls_token, self.norm(x)
 
     def forward_cls_head(self, cls_token: torch.Tensor) -> torch.Tensor:
@@ -1114,12 +1115,12 @@ default_cfgs = generate_default_cfgs({
     "uniformer_base_k400.sthv2_32_prek400": _video("uniformer_base_sthv2_32_prek400.pth", 174, 32),
     "uniformer_base_k400.sthv2_32_prek600": _video("uniformer_base_sthv2_32_prek600.pth", 174, 32),
 
-    "uniformer_xxs.in1k_128": _light("1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps", 28, 128),
-    "uniformer_xxs.in1k_160": _light("1CsXCzfVFPyM2mY8BA_1fO3q_VBngnF44", 28, 160),
-    "uniformer_xxs.in1k_192": _light("1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_", 28, 192),
     "uniformer_xxs.in1k": _light("1Cw9r_3c30N-esFI8RFYa6rQXJrr1rAHY", 28, 224),
-    "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
+    "uniformer_xxs.in1k_192": _light("1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_", 28, 192),
+    "uniformer_xxs.in1k_160": _light("1CsXCzfVFPyM2mY8BA_1fO3q_VBngnF44", 28, 160),
+    "uniformer_xxs.in1k_128": _light("1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps", 28, 128),
     "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
+    "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
 
     "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
     "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
