@@ -350,3 +350,18 @@ def test_torchscript_matches_eager(name):
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         assert torch.allclose(torch.jit.script(m)(x), m(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("name,input_size,views,reported_g", [
+    ("uniformer_small", (3, 224, 224), 1, 3.6),            # image README: 3.6G
+    ("uniformer_base", (3, 224, 224), 1, 8.3),
+    ("uniformer_xxs", (3, 224, 224), 1, 1.3),
+    ("uniformer_small_k400", (3, 16, 224, 224), 4, 167),   # video README: 16x1x4 views, 167G
+    ("uniformer_base_k400", (3, 16, 224, 224), 4, 387),
+])
+def test_macs_match_the_papers(name, input_size, views, reported_g):
+    from zoo.flops import count_macs
+    with torch.device("meta"):
+        m = zoo.create_model(name)
+    gmacs = count_macs(m, torch.zeros(1, *input_size, device="meta")) * views / 1e9
+    assert abs(gmacs - reported_g) / reported_g < 0.02, gmacs
