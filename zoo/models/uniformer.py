@@ -1,0 +1,1328 @@
+"""UniFormer: unified convolution and self-attention, for images and videos.
+
+Papers:
+    * Li et al., "UniFormer: Unified Transformer for Efficient Spatiotemporal Representation Learning",
+      ICLR 2022, arXiv:2201.04676 (video)
+    * Li et al., "UniFormer: Unifying Convolution and Self-attention for Visual Recognition",
+      TPAMI 2023, arXiv:2201.09450 (image, token labeling, light models)
+
+Official code: https://github.com/Sense-X/UniFormer (Apache-2.0), commit 52a0415.
+
+A UniFormer block is ``x = x + DPE(x); x = x + MHRA(Norm(x)); x = x + FFN(Norm(x))`` (paper eq. 1-3).
+The relation aggregator (MHRA) is *local* in stages 1-2 (a depthwise 5x5 / 5x5x5 conv between two
+1x1 convs, BatchNorm) and *global* in stages 3-4 (multi-head self-attention, LayerNorm). The dynamic
+position embedding (DPE) is a depthwise 3x3 (3x3x3) conv added residually, ``zoo.layers.ConvPosEmbed``.
+
+One model class serves the 2-D image and 3-D video networks (``spatial_dims``), the token-labeling
+checkpoints (``aux_head``: logits are ``head(mean) + 0.5 * max_tokens(aux_head(tokens))``, as the official
+inference) and the layer-scale variants. The light models (``uniformer_xxs``/``uniformer_xs``, official
+``uniformer_light.py``) are :class:`UniFormerLight`, whose global blocks prune tokens (Evo-ViT).
+
+Deviations from the official code, none of which changes an output:
+    * any input size works (the official patch stem asserts the constructor's ``img_size``);
+    * layer scale is a constructor argument (officially a module global that leaks between builds);
+    * the light models pass the class token and token scores from block to block explicitly (officially
+      module globals);
+    * maps are kept channels-last in memory and 1x1 convs run as channel matmuls (same parameters);
+    * attention runs through ``F.scaled_dot_product_attention``;
+    * the video model takes a tensor ``(B, C, T, H, W)`` (a one-element list, the official calling
+      convention, is accepted too);
+    * in training mode ``forward`` still returns the inference logits: the official token-labeling
+      models return ``(cls, aux, bbox)`` and apply MixToken, the light models return
+      ``(head, head_cls)``; these training-only outputs and the MixToken augmentation are not reproduced
+      (``UniFormerLight.forward_cls_head`` gives the class-token logits).
+"""
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models._features import feature_take_indices
+from timm.models._manipulate import checkpoint_seq
+
+from zoo.hub import unwrap_state_dict
+from zoo.layers.conv_pos_embed import ConvPosEmbed
+from zoo.registry import register_family, register_model
+from zoo.validation import check_input
+
+__all__ = [
+    "UniFormer", "LocalBlock", "GlobalBlock", "GlobalMHRA", "PatchEmbed", "ConvStem", "ConvDownsample",
+    "UniFormerStage", "UniFormerLight", "UniFormerLightStage", "EvoGlobalBlock", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
+]
+
+register_family(
+    "uniformer",
+    title="UniFormer: Unifying Convolution and Self-attention for Visual Recognition",
+    paper_ids=("arXiv:2201.09450", "arXiv:2201.04676"),
+    official_repo="https://github.com/Sense-X/UniFormer",
+    code_license="Apache-2.0",
+    description="Local (depthwise-conv) relation aggregators in the shallow stages, global self-attention in "
+                "the deep ones, a depthwise-conv dynamic position embedding before every block; image "
+                "(2-D) and video (3-D) networks.",
+    citation="@article{li2023uniformer,\n  title={UniFormer: Unifying Convolution and Self-attention for Visual "
+             "Recognition},\n  author={Li, Kunchang and Wang, Yali and Zhang, Junhao and Gao, Peng and Song, "
+             "Guanglu and Liu, Yu and Li, Hongsheng and Qiao, Yu},\n  journal={IEEE TPAMI},\n  year={2023}\n}\n"
+             "@inproceedings{li2022uniformer,\n  title={UniFormer: Unified Transformer for Efficient "
+             "Spatiotemporal Representation Learning},\n  author={Li, Kunchang and Wang, Yali and Gao, Peng "
+             "and Song, Guanglu and Liu, Yu and Li, Hongsheng and Qiao, Yu},\n  booktitle={ICLR},\n  "
+             "year={2022}\n}",
+    module=__name__,
+)
+
+
+def _conv_cls(spatial_dims: int):
+    return nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+
+
+def _bn_cls(spatial_dims: int):
+    return nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
+
+
+def _channel_view(gamma: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A per-channel vector broadcast over a channels-first map of ``ndim`` dims."""
+    return gamma.view((1, -1) + (1,) * (ndim - 2))
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """A 1x1 (1x1x1) conv as a Linear over the channel axis.
+
+    On the channels-last maps the stages keep, ``movedim(1, -1)`` is a free view and the matmul writes a
+    channels-last result, where PyTorch's CPU conv would fall back to its slow (copying) path. The
+    parameters keep the official conv shapes.
+    """
+    return F.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
+
+
+class LocalMlp(nn.Module):
+    """The FFN of the local blocks: 1x1 conv -> GELU -> 1x1 conv over a channels-first map (2-D or 3-D)."""
+
+    def __init__(self, dim: int, hidden_dim: int, spatial_dims: int = 2, act_layer=nn.GELU, drop: float = 0.):
+        super().__init__()
+        conv = _conv_cls(spatial_dims)
+        self.fc1 = conv(dim, hidden_dim, 1)
+        self.act = act_layer()
+        self.drop1 = nn.Dropout(drop)
+        self.fc2 = conv(hidden_dim, dim, 1)
+        self.drop2 = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop1(self.act(_pointwise(x, self.fc1.weight, self.fc1.bias)))
+        return self.drop2(_pointwise(x, self.fc2.weight, self.fc2.bias))
+
+
+class LocalBlock(nn.Module):
+    """UniFormer block with local MHRA (paper eq. 4-5), on a channels-first map.
+
+    ``x = x + DPE(x)``; ``x = x + conv1x1(dwconv5(conv1x1(BN(x))))``; ``x = x + FFN(BN(x))``. The
+    official code has no activation between the three convs of the relation aggregator.
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            mlp_ratio: float = 4.,
+            proj_drop: float = 0.,
+            drop_path: float = 0.,
+            ls_init_value: Optional[float] = None,
+            spatial_dims: int = 2,
+            act_layer=nn.GELU,
+    ):
+        super().__init__()
+        conv, bn = _conv_cls(spatial_dims), _bn_cls(spatial_dims)
+        self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=spatial_dims)
+        self.norm1 = bn(dim)
+        self.conv1 = conv(dim, dim, 1)
+        self.attn = conv(dim, dim, 5, padding=2, groups=dim)
+        self.conv2 = conv(dim, dim, 1)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = bn(dim)
+        self.mlp = LocalMlp(dim, int(dim * mlp_ratio), spatial_dims, act_layer=act_layer, drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        # layer scale (official TL `large_ls`): one gain per channel, stored flat
+        self.gamma_1 = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
+        self.gamma_2 = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        y = _pointwise(self.norm1(x), self.conv1.weight, self.conv1.bias)
+        y = _pointwise(self.attn(y), self.conv2.weight, self.conv2.bias)
+        if self.gamma_1 is not None:
+            y = _channel_view(self.gamma_1, y.ndim) * y
+        x = x + self.drop_path1(y)
+        y = self.mlp(self.norm2(x))
+        if self.gamma_2 is not None:
+            y = _channel_view(self.gamma_2, y.ndim) * y
+        x = x + self.drop_path2(y)
+        return x
+
+
+class GlobalMHRA(nn.Module):
+    """Global multi-head relation aggregator: self-attention over all tokens (joint T*H*W for video).
+
+    ``qkv`` is one Linear laid out ``[q; k; v]``, each split into heads of ``dim // num_heads`` channels;
+    the scale is ``(dim // num_heads) ** -0.5``.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.,
+                 proj_drop: float = 0.):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
+
+
+class GlobalBlock(nn.Module):
+    """UniFormer block with global MHRA (paper eq. 6): DPE on the map, then a pre-norm transformer block
+    over the flattened tokens (LayerNorm eps 1e-6), reshaped back to the map."""
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            attn_drop: float = 0.,
+            drop_path: float = 0.,
+            ls_init_value: Optional[float] = None,
+            spatial_dims: int = 2,
+            act_layer=nn.GELU,
+    ):
+        super().__init__()
+        self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=spatial_dims)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = GlobalMHRA(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.gamma_1 = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
+        self.gamma_2 = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.attn(self.norm1(x))
+        if self.gamma_1 is not None:
+            y = self.gamma_1 * y
+        x = x + self.drop_path1(y)
+        y = self.mlp(self.norm2(x))
+        if self.gamma_2 is not None:
+            y = self.gamma_2 * y
+        return x + self.drop_path2(y)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        shape = x.shape
+        x = self.forward_tokens(x.flatten(2).transpose(1, 2))
+        return x.transpose(1, 2).reshape(shape)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patch embedding: conv (kernel = stride), then LayerNorm over channels (eps 1e-5).
+
+    The video stem is a Conv3d with kernel (3, p, p), stride (2, p, p) and temporal padding 1 (T is halved
+    once); the later video embeds use kernel = stride = (1, p, p). Sizes that are not multiples of the
+    patch are floored, as by the official conv.
+    """
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, spatial_dims: int = 2,
+                 temporal_stem: bool = False):
+        super().__init__()
+        if spatial_dims == 2:
+            self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
+        elif temporal_stem:
+            self.proj = nn.Conv3d(in_chans, embed_dim, (3, patch_size, patch_size), stride=(2, patch_size, patch_size),
+                                  padding=(1, 0, 0))
+        else:
+            self.proj = nn.Conv3d(in_chans, embed_dim, (1, patch_size, patch_size), stride=(1, patch_size, patch_size))
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x)
+        # the LayerNorm output is channels-last in memory: handed on as such (see UniFormerStage)
+        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class ConvStem(nn.Module):
+    """Overlapping stem of UniFormer-S-dagger (official ``head_embedding``): conv3x3 s2 -> BN -> GELU ->
+    conv3x3 s2 -> BN, hidden width ``embed_dim // 2``."""
+
+    def __init__(self, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.proj = nn.Sequential(
+            nn.Conv2d(in_chans, embed_dim // 2, 3, stride=2, padding=1),
+            nn.BatchNorm2d(embed_dim // 2),
+            nn.GELU(),
+            nn.Conv2d(embed_dim // 2, embed_dim, 3, stride=2, padding=1),
+            nn.BatchNorm2d(embed_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+class ConvDownsample(nn.Module):
+    """Overlapping downsampler of the conv-stem models (official ``middle_embedding``): conv3x3 s2 -> BN."""
+
+    def __init__(self, in_chans: int, embed_dim: int):
+        super().__init__()
+        self.proj = nn.Sequential(
+            nn.Conv2d(in_chans, embed_dim, 3, stride=2, padding=1),
+            nn.BatchNorm2d(embed_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (logically channels-first) stored channels-last: PyTorch's CPU depthwise and pointwise convs
+    are several times faster on it, and the global blocks' ``flatten(2).transpose(1, 2)`` token view is
+    then free. Logical shapes and values are unchanged."""
+    return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+
+
+class UniFormerStage(nn.Module):
+    """A downsampling embed followed by the stage's blocks (all local or all global)."""
+
+    def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module]):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.Sequential(*blocks)
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _channels_last(self.downsample(x))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.blocks, x)
+        else:
+            x = self.blocks(x)
+        return x
+
+
+class UniFormer(nn.Module):
+    """UniFormer (image: ``spatial_dims=2``, video: ``spatial_dims=3``).
+
+    Args:
+        depths: blocks per stage; stages 1-2 are local, 3-4 global.
+        embed_dims: widths of the four stages.
+        head_dim: channels per attention head, ``num_heads = dim // head_dim``. It changes no tensor
+            shape, so it must come from the variant (32 for S-dagger and the TL S/S-dagger/B, else 64).
+        mlp_ratio: FFN expansion.
+        qkv_bias: bias of the attention ``qkv`` Linear.
+        conv_stem: overlapping conv stem and conv3x3 downsamplers instead of patch embeds.
+        ls_init_value: layer-scale init; None disables layer scale.
+        ls_local: layer scale in the local blocks too (official TL ``large_ls``), not only the global ones.
+        aux_head: the token-labeling auxiliary head; logits become ``head(mean) + 0.5 * max(aux_head(tokens))``.
+        spatial_dims: 2 for images ``(B, C, H, W)``, 3 for videos ``(B, C, T, H, W)``.
+        in_chans, num_classes, global_pool: as in timm (``global_pool`` is 'avg' or '').
+        drop_rate: dropout before the classifier.
+        proj_drop_rate, attn_drop_rate, drop_path_rate: block dropouts and stochastic depth (linear decay).
+    """
+
+    def __init__(
+            self,
+            depths: Sequence[int] = (3, 4, 8, 3),
+            embed_dims: Sequence[int] = (64, 128, 320, 512),
+            head_dim: int = 64,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            conv_stem: bool = False,
+            ls_init_value: Optional[float] = None,
+            ls_local: bool = False,
+            aux_head: bool = False,
+            spatial_dims: int = 2,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = "avg",
+            drop_rate: float = 0.,
+            proj_drop_rate: float = 0.,
+            attn_drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+    ):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 (image) or 3 (video), got {spatial_dims}")
+        if conv_stem and spatial_dims == 3:
+            raise ValueError("the conv stem exists only for the image models")
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
+        if len(depths) != 4 or len(embed_dims) != 4:
+            raise ValueError("UniFormer has four stages: depths and embed_dims need four entries")
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.in_chans = in_chans
+        self.spatial_dims = spatial_dims
+        self.head_dim = head_dim
+        self.conv_stem = conv_stem
+        self.embed_dims = tuple(embed_dims)
+        self.num_features = self.head_hidden_size = embed_dims[-1]
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        # smallest input side that keeps every stage non-empty (the patch convs floor, the conv stem pads)
+        self.min_input_size = 1 if conv_stem else 32
+
+        # stochastic depth decays linearly over all blocks (computed in Python: works on the meta device)
+        total = sum(depths)
+        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0. for i in range(total)]
+        dpr = [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
+        stages = []
+        self.feature_info = []
+        in_dim = in_chans
+        for i, (depth, dim) in enumerate(zip(depths, embed_dims)):
+            if conv_stem:
+                down = ConvStem(in_dim, dim) if i == 0 else ConvDownsample(in_dim, dim)
+            else:
+                down = PatchEmbed(in_dim, dim, 4 if i == 0 else 2, spatial_dims, temporal_stem=(i == 0))
+            if i < 2:
+                blocks = [
+                    LocalBlock(dim, mlp_ratio, proj_drop=proj_drop_rate, drop_path=dpr[i][j],
+                               ls_init_value=ls_init_value if ls_local else None, spatial_dims=spatial_dims)
+                    for j in range(depth)]
+            else:
+                blocks = [
+                    GlobalBlock(dim, dim // head_dim, mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
+                                attn_drop=attn_drop_rate, drop_path=dpr[i][j], ls_init_value=ls_init_value,
+                                spatial_dims=spatial_dims)
+                    for j in range(depth)]
+            stages.append(UniFormerStage(down, blocks))
+            self.feature_info.append(dict(num_chs=dim, reduction=2 ** (i + 2), module=f"stages.{i}"))
+            in_dim = dim
+        self.stages = nn.Sequential(*stages)
+        self.norm = _bn_cls(spatial_dims)(self.num_features)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.aux_head = None
+        if aux_head:
+            self.aux_head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m: nn.Module) -> None:
+        # as the official code: truncated normal Linear weights, zero biases, unit LayerNorms; convs keep
+        # PyTorch's default init
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set:
+        return set()
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        return dict(
+            stem=r"^stages\.0\.downsample",
+            blocks=r"^stages\.(\d+)" if coarse else [
+                (r"^stages\.(\d+)\.downsample", (0,)),
+                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                (r"^norm", (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            if global_pool not in ("avg", ""):
+                raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
+            self.global_pool = global_pool
+        ref = next(self.parameters())
+        device, dtype = ref.device, ref.dtype
+        self.head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
+            if num_classes > 0 else nn.Identity()
+        if self.aux_head is not None:
+            self.aux_head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
+                if num_classes > 0 else nn.Identity()
+
+    @torch.jit.ignore
+    def _check(self, x: torch.Tensor) -> None:
+        min_size = None
+        if self.min_input_size > 1:
+            min_size = (1,) * (self.spatial_dims - 2) + (self.min_input_size,) * 2
+        check_input(x, model=self, in_chans=self.in_chans, ndim=self.spatial_dims + 2, min_size=min_size)
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (after each stage's last block), channels-first (NCHW, or NCTHW for video).
+
+        ``norm=True`` applies the final BatchNorm to the last stage's map.
+        """
+        if output_fmt not in ("NCHW", "NCTHW"):
+            raise ValueError(f"output_fmt must be 'NCHW' (channels-first), got {output_fmt!r}")
+        self._check(x)
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[:max_index + 1]
+        intermediates = []
+        feat_idx = 0
+        for feat_idx, stage in enumerate(stages):
+            x = stage(x)
+            if feat_idx in take_indices:
+                intermediates.append(self.norm(x) if norm and feat_idx == last_idx else x)
+        if intermediates_only:
+            return intermediates
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        prune_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[:max_index + 1]
+        if prune_norm or prune_end:
+            self.norm = nn.Identity()
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.reset_classifier(0, "")
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.stages, x)
+        else:
+            x = self.stages(x)
+        return self.norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        tokens = x.flatten(2)  # (B, C, N)
+        pooled = tokens.mean(-1) if self.global_pool == "avg" else tokens
+        pooled = self.head_drop(pooled)
+        if pre_logits:
+            return pooled
+        if self.global_pool != "avg":
+            return self.head(pooled.transpose(1, 2))  # per-position logits (B, N, classes)
+        logits = self.head(pooled)
+        if self.aux_head is not None:
+            # token labeling at inference (official): class logits plus half the max over tokens of the
+            # per-token logits
+            logits = logits + 0.5 * self.aux_head(tokens.transpose(1, 2)).amax(1)
+        return logits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_dims == 3 and isinstance(x, (list, tuple)) and len(x) == 1:
+            x = x[0]  # the official video forward takes [x]
+        x = self.forward_features(x)
+        return self.forward_head(x)
+
+
+class EvoGlobalMHRA(GlobalMHRA):
+    """Global MHRA that also returns the class token's attention to the other tokens, averaged over heads
+    (the score the light models prune with)."""
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))
+        # only the class token's row of the attention matrix is needed: (B, heads, 1, N)
+        cls_row = ((q[:, :, :1] @ k.transpose(-2, -1)) * self.head_dim ** -0.5).softmax(-1)
+        return out, cls_row.mean(1)[:, 0, 1:]
+
+
+class EvoGlobalBlock(nn.Module):
+    """Global block of the light models: Evo-ViT style token pruning (official ``EvoSABlock``).
+
+    The class token's attention, averaged over heads and blended across blocks (``trade_off``), ranks the
+    patch tokens. With ``prune_ratio < 1`` only the top ``int(N * prune_ratio)`` tokens (plus the class
+    token and one representative token, the score-weighted mean of the others) go through attention and
+    FFN ("slow update"); the dropped tokens receive the representative token's attention + FFN update
+    ("fast update"). Tokens are put back in their original order after the block. The last block of
+    stage 3 average-pools the score map 2x2 (rescaled to keep its sum) for stage 4.
+    """
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            prune_ratio: float = 1.,
+            trade_off: float = 0.,
+            downsample_score: bool = False,
+            proj_drop: float = 0.,
+            attn_drop: float = 0.,
+            drop_path: float = 0.,
+            ls_init_value: Optional[float] = None,
+    ):
+        super().__init__()
+        self.prune_ratio = prune_ratio
+        self.trade_off = trade_off
+        self.downsample_score = downsample_score
+        self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=2)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = EvoGlobalMHRA(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        use_ls = ls_init_value is not None
+        self.gamma_1 = nn.Parameter(ls_init_value * torch.ones(dim)) if use_ls else None
+        self.gamma_2 = nn.Parameter(ls_init_value * torch.ones(dim)) if use_ls else None
+        self.gamma_3 = nn.Parameter(ls_init_value * torch.ones(dim)) if use_ls and prune_ratio != 1 else None
+
+    def _blend(self, score: Optional[torch.Tensor], cls_row: torch.Tensor) -> torch.Tensor:
+        """The official score update: the first scores are set, later ones blended with ``trade_off``.
+
+        ``cls_row`` covers every key but the class token. When it has as many entries as ``score`` (no
+        pruning, or a map so small that pruning keeps N-1 tokens) all scores are blended; otherwise the
+        representative token's entry is left out and only the kept (leading) scores are updated.
+        """
+        if score is None:
+            return cls_row
+        t = self.trade_off
+        if score.shape[1] == cls_row.shape[1]:
+            return (1 - t) * score + t * cls_row
+        n = cls_row.shape[1] - 1
+        return torch.cat([(1 - t) * score[:, :n] + t * cls_row[:, :n], score[:, n:]], dim=1)
+
+    def _residuals(self, z: torch.Tensor, score: Optional[torch.Tensor]):
+        a, cls_row = self.attn(self.norm1(z))
+        score = self._blend(score, cls_row)
+        fast = a[:, -1:]
+        z = z + self.drop_path1(a if self.gamma_1 is None else self.gamma_1 * a)
+        m = self.mlp(self.norm2(z))
+        fast = fast + m[:, -1:]
+        z = z + self.drop_path2(m if self.gamma_2 is None else self.gamma_2 * m)
+        return z, score, fast
+
+    def forward(self, cls_token: torch.Tensor, x: torch.Tensor, score: Optional[torch.Tensor] = None):
+        x = x + self.pos_embed(x)
+        B, C, H, W = x.shape
+        t = x.flatten(2).transpose(1, 2)
+        N = t.shape[1]
+        if self.prune_ratio == 1:
+            z, score, _ = self._residuals(torch.cat([cls_token, t], dim=1), score)
+            return z[:, :1], z[:, 1:].transpose(1, 2).reshape(B, C, H, W), score
+        if score is None:
+            raise ValueError("a pruning block needs the token scores of an earlier block")
+        keep = int(N * self.prune_ratio)
+        order = torch.argsort(score, dim=1, descending=True)
+        t_sorted = torch.gather(t, 1, order.unsqueeze(-1).expand(-1, -1, C))
+        score = torch.gather(score, 1, order)
+        x_keep, x_drop = t_sorted[:, :keep], t_sorted[:, keep:]
+        w = score[:, keep:]
+        rep = ((w / w.sum(1, keepdim=True)).unsqueeze(-1) * x_drop).sum(1, keepdim=True)
+        z, score, fast = self._residuals(torch.cat([cls_token, x_keep, rep], dim=1), score)
+        if self.gamma_3 is not None:
+            fast = self.gamma_3 * fast
+        t_sorted = torch.cat([z[:, 1:-1], x_drop + fast], dim=1)
+        # back to the original token order
+        total = score.sum(1, keepdim=True)
+        t = torch.scatter(torch.empty_like(t_sorted), 1, order.unsqueeze(-1).expand(-1, -1, C), t_sorted)
+        score = torch.scatter(torch.empty_like(score), 1, order, score)
+        if self.downsample_score:
+            score = F.avg_pool2d(score.view(B, 1, H, W), 2).flatten(1)
+            score = score * (total / score.sum(1, keepdim=True))
+        return z[:, :1], t.transpose(1, 2).reshape(B, C, H, W), score
+
+
+class UniFormerLightStage(nn.Module):
+    """A stage of the light models; a global stage threads the class token and the token scores through
+    its :class:`EvoGlobalBlock` s."""
+    is_global: torch.jit.Final[bool]
+
+    def __init__(self, downsample: nn.Module, blocks: Sequence[nn.Module], is_global: bool):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks) if is_global else nn.Sequential(*blocks)
+        self.is_global = is_global
+        self.grad_checkpointing = False
+
+    def forward(
+            self,
+            x: torch.Tensor,
+            cls_token: Optional[torch.Tensor] = None,
+            score: Optional[torch.Tensor] = None,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        x = _channels_last(self.downsample(x))
+        if not self.is_global:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                x = checkpoint_seq(self.blocks, x)
+            else:
+                x = self.blocks(x)
+            return x, cls_token, score
+        if cls_token is None:
+            raise ValueError("a global stage of the light models needs the class token")
+        for blk in self.blocks:
+            if self.grad_checkpointing and not torch.jit.is_scripting():
+                cls_token, x, score = checkpoint(blk, cls_token, x, score, use_reentrant=False)
+            else:
+                cls_token, x, score = blk(cls_token, x, score)
+        return x, cls_token, score
+
+
+class UniFormerLight(nn.Module):
+    """UniFormer-XXS / XS (official ``UniFormer_Light``): conv stem, patch-embed downsamplers with LN,
+    local blocks in stages 1-2 and token-pruning global blocks (:class:`EvoGlobalBlock`) with a class
+    token in stages 3-4 (``cls_upsample`` widens it between them).
+
+    Logits are ``head(mean(BN(map)))`` as the official inference. The class-token branch
+    (``norm_cls``, ``head_cls``) is a training-time auxiliary head of the official code; its weights are
+    kept for checkpoint compatibility and ``forward_cls_head`` computes it, but ``forward`` does not.
+    """
+    no_grad_params = ("norm_cls.*", "head_cls.*")
+
+    def __init__(
+            self,
+            depths: Sequence[int] = (2, 5, 8, 2),
+            embed_dims: Sequence[int] = (56, 112, 224, 448),
+            head_dim: int = 28,
+            mlp_ratio: float = 3.,
+            qkv_bias: bool = True,
+            prune_ratios: Sequence[Sequence[float]] = ((), (), (1,) + (0.5,) * 7, (0.5,) * 2),
+            trade_offs: Sequence[Sequence[float]] = ((), (), (1,) + (0.5,) * 7, (0.5,) * 2),
+            ls_init_value: Optional[float] = None,
+            in_chans: int = 3,
+            num_classes: int = 1000,
+            global_pool: str = "avg",
+            drop_rate: float = 0.,
+            proj_drop_rate: float = 0.,
+            attn_drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+    ):
+        super().__init__()
+        if global_pool not in ("avg", ""):
+            raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
+        for i in (2, 3):
+            if len(prune_ratios[i]) != depths[i] or len(trade_offs[i]) != depths[i]:
+                raise ValueError(f"stage {i + 1}: need one prune ratio and one trade-off per block")
+        if depths[2] and prune_ratios[2][0] != 1:
+            raise ValueError("the first block of stage 3 must not prune (it sets the token scores)")
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.in_chans = in_chans
+        self.spatial_dims = 2
+        self.head_dim = head_dim
+        self.embed_dims = tuple(embed_dims)
+        self.num_features = self.head_hidden_size = embed_dims[-1]
+        self.grad_checkpointing = False
+        self.min_input_size = 29  # the conv stem pads, the patch embeds floor: stage 4 needs ceil(H/4) >= 8
+
+        total = sum(depths)
+        rates = [drop_path_rate * i / (total - 1) if total > 1 else 0. for i in range(total)]
+        dpr = [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(4)]
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims[2]))
+        self.cls_upsample = nn.Linear(embed_dims[2], embed_dims[3])
+        stages = []
+        self.feature_info = []
+        in_dim = in_chans
+        for i, (depth, dim) in enumerate(zip(depths, embed_dims)):
+            down = ConvStem(in_dim, dim) if i == 0 else PatchEmbed(in_dim, dim, 2)
+            if i < 2:
+                blocks = [LocalBlock(dim, mlp_ratio, proj_drop=proj_drop_rate, drop_path=dpr[i][j],
+                                     ls_init_value=ls_init_value) for j in range(depth)]
+            else:
+                blocks = [EvoGlobalBlock(
+                    dim, dim // head_dim, mlp_ratio, qkv_bias=qkv_bias, prune_ratio=prune_ratios[i][j],
+                    trade_off=trade_offs[i][j], downsample_score=(i == 2 and j == depth - 1),
+                    proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i][j],
+                    ls_init_value=ls_init_value) for j in range(depth)]
+            stages.append(UniFormerLightStage(down, blocks, is_global=i >= 2))
+            self.feature_info.append(dict(num_chs=dim, reduction=2 ** (i + 2), module=f"stages.{i}"))
+            in_dim = dim
+        self.stages = nn.ModuleList(stages)  # stages pass (map, class token, scores) along
+        self.norm = nn.BatchNorm2d(self.num_features)
+        self.norm_cls = nn.LayerNorm(self.num_features)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.aux_head = None  # no token-labeling head (shares UniFormer.reset_classifier)
+        self.apply(UniFormer._init_weights.__get__(self))
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set:
+        return {"cls_token"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        matcher = UniFormer.group_matcher(self, coarse)
+        matcher["stem"] = r"^stages\.0\.downsample|^cls_token"
+        if not coarse:
+            matcher["blocks"] = matcher["blocks"][:-1] + [(r"^cls_upsample|^norm|^head_cls", (99999,))]
+        return matcher
+
+    set_grad_checkpointing = UniFormer.set_grad_checkpointing
+    get_classifier = UniFormer.get_classifier
+    _check = UniFormer._check
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        UniFormer.reset_classifier(self, num_classes, global_pool)
+        ref = self.cls_token
+        self.head_cls = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) \
+            if num_classes > 0 and isinstance(self.norm_cls, nn.LayerNorm) else nn.Identity()
+
+    def _stage_inputs(
+            self, i: int, x: torch.Tensor, cls_token: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The class token entering stage ``i``: created for stage 3, widened for stage 4."""
+        if i == 2:
+            # a copy, not a view: a view of a parameter made under no_grad confuses module hooks
+            return self.cls_token.repeat(x.shape[0], 1, 1)
+        if i == 3 and cls_token is not None:
+            return self.cls_upsample(cls_token)
+        return cls_token
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Stage outputs (NCHW); ``norm=True`` applies the final BatchNorm to the last one."""
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        self._check(x)
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        last_idx = len(self.stages) - 1
+        cls_token: Optional[torch.Tensor] = None
+        score: Optional[torch.Tensor] = None
+        intermediates = []
+        feat_idx = 0
+        for i, stage in enumerate(self.stages):
+            if stop_early and i > max_index:
+                break
+            feat_idx = i
+            cls_token = self._stage_inputs(i, x, cls_token)
+            x, cls_token, score = stage(x, cls_token, score)
+            if i in take_indices:
+                intermediates.append(self.norm(x) if norm and i == last_idx else x)
+        if intermediates_only:
+            return intermediates
+        if feat_idx == last_idx:
+            x = self.norm(x)
+        return x, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        take_indices = UniFormer.prune_intermediate_layers(self, indices, prune_norm, prune_head)
+        if len(self.stages) < 4 or prune_head:
+            self.norm_cls = nn.Identity()
+            self.head_cls = nn.Identity()
+        if len(self.stages) < 4:
+            self.cls_upsample = nn.Identity()
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features_with_cls(x)[1]
+
+    def forward_features_with_cls(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The normalised map and the final class token (used by the official training head)."""
+        self._check(x)
+        cls_token: Optional[torch.Tensor] = None
+        score: Optional[torch.Tensor] = None
+        for i, stage in enumerate(self.stages):
+            cls_token = self._stage_inputs(i, x, cls_token)
+            x, cls_token, score = stage(x, cls_token, score)
+        if cls_token is None:
+            cls_token = self.cls_token.repeat(x.shape[0], 1, 1)  # pruned to the local stages
+        return cls_token, self.norm(x)
+
+    def forward_cls_head(self, cls_token: torch.Tensor) -> torch.Tensor:
+        """The official training-time class-token logits ``head_cls(norm_cls(cls))``."""
+        return self.head_cls(self.norm_cls(cls_token.squeeze(1)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.flatten(2)
+        if self.global_pool != "avg":
+            x = self.head_drop(x)
+            return x if pre_logits else self.head(x.transpose(1, 2))
+        x = self.head_drop(x.mean(-1))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# official head_dim of every zoo variant: head_dim changes no tensor shape, so a checkpoint of one
+# variant loads silently into the other; the converter checks what a checkpoint declares against this
+VARIANT_HEAD_DIMS: Dict[str, int] = {
+    "uniformer_small": 64, "uniformer_small_plus": 32, "uniformer_small_plus_dim64": 64,
+    "uniformer_base": 64, "uniformer_base_ls": 64,
+    "uniformer_small_tl": 32, "uniformer_small_dim64_tl": 64, "uniformer_small_plus_tl": 32,
+    "uniformer_small_plus_dim64_tl": 64, "uniformer_base_tl": 32, "uniformer_base_dim64_tl": 64,
+    "uniformer_large_ls_tl": 64,
+    "uniformer_small_k400": 64, "uniformer_base_k400": 64,
+    "uniformer_xxs": 28, "uniformer_xs": 32,
+}
+
+_DECLARATION_KEYS = ("head_dim", "variant", "arch", "architecture", "model_name")
+
+
+def _declared_head_dim(checkpoint: Any) -> Tuple[Optional[int], str]:
+    """The head_dim a checkpoint declares (an explicit ``head_dim``, or a zoo variant name under
+    ``variant``/``arch``/``architecture``/``model_name``, or in ``args``/``pretrained_cfg``), if any."""
+    if not isinstance(checkpoint, Mapping):
+        return None, ""
+    sources = [checkpoint]
+    for key in ("args", "pretrained_cfg", "config", "cfg"):
+        inner = checkpoint.get(key)
+        if isinstance(inner, Mapping):
+            sources.append(inner)
+        elif inner is not None and hasattr(inner, "__dict__"):
+            sources.append(vars(inner))
+    for src in sources:
+        for key in _DECLARATION_KEYS:
+            val = src.get(key)
+            if key == "head_dim" and isinstance(val, (int, torch.Tensor)) and not isinstance(val, bool):
+                return int(val), f"head_dim={int(val)}"
+            if isinstance(val, str):
+                name = val.split(".")[0]
+                if name in VARIANT_HEAD_DIMS:
+                    return VARIANT_HEAD_DIMS[name], f"{key}={val!r}"
+    return None, ""
+
+
+def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: UniFormer) -> Dict[str, torch.Tensor]:
+    """Convert an official UniFormer state dict (image, token-labeling or video) to zoo keys.
+
+    ``patch_embed{i}`` -> ``stages.{i-1}.downsample``, ``blocks{i}.{j}`` -> ``stages.{i-1}.blocks.{j}``,
+    ``pos_embed.*`` -> ``pos_embed.proj.*``, ``mlp.fc*`` keep their names; local-block layer scale
+    ``(1, C, 1, 1)`` is flattened. Wrappers (``model``, ``model_state``, ``state_dict``) are peeled.
+    A checkpoint that declares a variant (or a ``head_dim``) whose head_dim differs from the model's is
+    refused: head_dim changes no shape, so it would otherwise load silently and give wrong outputs.
+    Zoo checkpoints pass through unchanged.
+    """
+    declared, what = _declared_head_dim(state_dict)
+    model_head_dim = getattr(model, "head_dim", None)
+    if declared is not None and model_head_dim is not None and declared != model_head_dim:
+        raise ValueError(
+            f"checkpoint declares {what} (head_dim {declared}) but the model was built with head_dim "
+            f"{model_head_dim}; build the matching variant (see zoo.models.uniformer.VARIANT_HEAD_DIMS)")
+    state_dict = unwrap_state_dict(state_dict)
+    model_keys = model.state_dict() if isinstance(model, nn.Module) else {}
+    out = {}
+    for k, v in state_dict.items():
+        if not isinstance(v, torch.Tensor):
+            continue
+        if k.startswith("patch_embed"):
+            i = int(k[len("patch_embed")]) - 1
+            k = f"stages.{i}.downsample" + k[len("patch_embed") + 1:]
+        elif k.startswith("blocks"):
+            i = int(k[len("blocks")]) - 1
+            k = f"stages.{i}.blocks" + k[len("blocks") + 1:]
+            k = k.replace(".pos_embed.weight", ".pos_embed.proj.weight").replace(
+                ".pos_embed.bias", ".pos_embed.proj.bias")
+            if (k.endswith(".gamma_1") or k.endswith(".gamma_2")) and v.ndim > 1:
+                v = v.reshape(-1)
+        elif k.startswith("pre_logits"):
+            continue  # an empty Identity officially; never has weights
+        if k.startswith("aux_head.") and model_keys and not any(m.startswith("aux_head.") for m in model_keys):
+            continue  # the auxiliary head switched off
+        out[k] = v
+    return out
+
+
+def inflate_weights_2d_to_3d(
+        state_dict: Mapping[str, Any],
+        model: UniFormer,
+        center: bool = False,
+) -> Dict[str, torch.Tensor]:
+    """Inflate an image UniFormer checkpoint (official or zoo keys) to a video model (I3D inflation).
+
+    As the official ``Uniformer.inflate_weight`` / ``get_pretrained_model``: every 2-D conv kernel whose
+    3-D counterpart in ``model`` has a time axis of length ``t`` is repeated ``t`` times along it and
+    divided by ``t`` (``center=True``: placed at the middle time step, zeros elsewhere). Tensors whose
+    shapes differ otherwise with <= 2 dims are dropped; the classifier is dropped when its class count
+    differs from the model's. Returns a state dict for ``model.load_state_dict(..., strict=False)``.
+    """
+    if getattr(model, "spatial_dims", 3) != 3:
+        raise ValueError("inflate_weights_2d_to_3d needs a video UniFormer (spatial_dims=3) as the target")
+    sd = checkpoint_filter_fn(state_dict, model)
+    target = model.state_dict()
+    out = {}
+    for k, v in sd.items():
+        if k not in target:
+            continue
+        tgt = target[k]
+        if v.shape != tgt.shape:
+            if v.ndim == 4 and tgt.ndim == 5 and v.shape[:2] == tgt.shape[:2] and v.shape[2:] == tgt.shape[3:]:
+                t = tgt.shape[2]
+                if center:
+                    w = v.new_zeros(v.shape[:2] + (t,) + v.shape[2:])
+                    w[:, :, t // 2] = v
+                else:
+                    w = v.unsqueeze(2).repeat(1, 1, t, 1, 1) / t
+                v = w
+            else:
+                continue  # e.g. a classifier of another class count
+        out[k] = v
+    return out
+
+
+def _create_uniformer(variant: str, pretrained: bool = False, model_cls=None, **kwargs) -> UniFormer:
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
+    pinned = VARIANT_HEAD_DIMS.get(variant)
+    if pretrained and pinned is not None and kwargs.get("head_dim", pinned) != pinned:
+        # head_dim changes no shape: the weights would load silently and give wrong outputs
+        raise ValueError(f"{variant}: its pretrained weights were trained with head_dim {pinned}, "
+                         f"got head_dim={kwargs['head_dim']}")
+    return build_model_with_cfg(
+        model_cls or UniFormer, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls="getter", flatten_sequential=True, out_indices=out_indices),
+        **kwargs)
+
+
+def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
+    return {
+        "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+        "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
+        "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stages.0.downsample.proj", "classifier": "head",
+        "license": "apache-2.0", "paper_ids": "arXiv:2201.09450",
+        "origin_url": "https://github.com/Sense-X/UniFormer/tree/main/image_classification",
+        **kwargs,
+    }
+
+
+def _gdrive(file_id: str) -> str:
+    return f"https://drive.google.com/uc?export=download&id={file_id}"
+
+
+def _pin(head_dim: int) -> Tuple[str, ...]:
+    return (f"head_dim={head_dim} (pinned: it changes no tensor shape)",)
+
+
+_CONV_STEM = dict(first_conv="stages.0.downsample.proj.0")
+
+
+def _hf_image(filename: str, head_dim: int, **kwargs) -> Dict[str, Any]:
+    return _cfg(hf_hub_id="Sense-X/uniformer_image", hf_hub_filename=filename, notes=_pin(head_dim), **kwargs)
+
+
+def _tl(file_id: str, head_dim: int, size: int = 224, **kwargs) -> Dict[str, Any]:
+    return _cfg(_gdrive(file_id), notes=_pin(head_dim), classifier=("head", "aux_head"),
+                input_size=(3, size, size), pool_size=(size // 32, size // 32),
+                crop_pct=1.0 if size > 224 else 0.875,
+                origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#imagenet-1k-"
+                           "pretrained-with-token-labeling-224x224", **kwargs)
+
+
+def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
+    return _cfg(_gdrive(file_id), notes=_pin(head_dim), input_size=(3, size, size), pool_size=(size // 32,) * 2,
+                **_CONV_STEM,
+                origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#lightweight-"
+                           "models-on-imagenet-1k")
+
+
+def _video(filename: str, num_classes: int, frames: int, head_dim: int = 64, **kwargs) -> Dict[str, Any]:
+    # timm's input_size is (C, H, W): the clip length goes into the notes
+    return _cfg(hf_hub_id="Sense-X/uniformer_video", hf_hub_filename=filename,
+                notes=_pin(head_dim) + (f"input (B, 3, {frames}, 224, 224): {frames} frames",),
+                num_classes=num_classes, input_size=(3, 224, 224), pool_size=(frames // 2, 7, 7),
+                crop_pct=224 / 256, interpolation="bilinear",
+                paper_ids="arXiv:2201.04676",
+                origin_url="https://github.com/Sense-X/UniFormer/tree/main/video_classification", **kwargs)
+
+
+default_cfgs = generate_default_cfgs({
+    "uniformer_small.in1k": _hf_image("uniformer_small_in1k.pth", 64),
+    "uniformer_small_plus.in1k": _hf_image("uniformer_small_plus_in1k.pth", 32, **_CONV_STEM),
+    "uniformer_small_plus_dim64.in1k": _cfg(_gdrive("178ipRvMBKeAP_Fzy6fEr2HQkIQWdgEY6"), notes=_pin(64),
+                                           **_CONV_STEM),
+    "uniformer_base.in1k": _hf_image("uniformer_base_in1k.pth", 64),
+    "uniformer_base_ls.in1k": _cfg(_gdrive("10FnwzMVgGL8bPO3EMZ7oG4vDvqnPoBK5"), notes=_pin(64)),
+
+    "uniformer_small_tl.in1k": _tl("16wjfeyqQFZ2x9W91EXf0Py1bfv4Fydfr", 32),
+    "uniformer_small_tl.in1k_384": _tl("16p4CXzuXC5J4_SJK67dsvnc8gTKmtKN1", 32, 384),
+    "uniformer_small_dim64_tl.in1k": _tl("17NC5qqAWCT2gI_jY_cJnFTOqRQTSwsoz", 64),
+    "uniformer_small_plus_tl.in1k": _tl("16rgtEVEeX3jVTQaiLsojBQP5sRaj_2aZ", 32, **_CONV_STEM),
+    "uniformer_small_plus_tl.in1k_384": _tl("16wJT87vTc43Dt1q2sXrxZRUuEdrNdFdk", 32, 384, **_CONV_STEM),
+    "uniformer_small_plus_dim64_tl.in1k": _tl("17OfoDWt2_nA0BYN0OuLPpG8mHJDTluQQ", 64, **_CONV_STEM),
+    "uniformer_base_tl.in1k": _tl("16nsTjawiYZuoCHBRarr58zA7vCFcmQmL", 32),
+    "uniformer_base_tl.in1k_384": _tl("16kZlIarIwf9ldkCdHVKTQfFmDgfkucQ7", 32, 384),
+    "uniformer_base_dim64_tl.in1k": _tl("17MneG9CnZG6zBvXYUr4WUXoTYc4rjJj5", 64),
+    "uniformer_large_ls_tl.in1k": _tl("173e2qaJhOwbuC_DbNQSH47Oo_04mSfDj", 64),
+    "uniformer_large_ls_tl.in1k_384": _tl("174rcA6rNzYVG9Ya9ik-NwTGoxW1M79ez", 64, 384),
+
+    # video: Kinetics-400/600 (frames x sampling stride), Something-Something V1/V2 (frames, pretraining)
+    "uniformer_small_k400.k400_8x8": _video("uniformer_small_k400_8x8.pth", 400, 8),
+    "uniformer_small_k400.k400_16x4": _video("uniformer_small_k400_16x4.pth", 400, 16),
+    "uniformer_small_k400.k400_16x8": _video("uniformer_small_k400_16x8.pth", 400, 16),
+    "uniformer_small_k400.k600_16x4": _video("uniformer_small_k600_16x4.pth", 600, 16),
+    "uniformer_small_k400.k600_16x8": _video("uniformer_small_k600_16x8.pth", 600, 16),
+    "uniformer_small_k400.sthv1_16_prek400": _video("uniformer_small_sthv1_16_prek400.pth", 174, 16),
+    "uniformer_small_k400.sthv1_16_prek600": _video("uniformer_small_sthv1_16_prek600.pth", 174, 16),
+    "uniformer_small_k400.sthv1_32_prek400": _video("uniformer_small_sthv1_32_prek400.pth", 174, 32),
+    "uniformer_small_k400.sthv1_32_prek600": _video("uniformer_small_sthv1_32_prek600.pth", 174, 32),
+    "uniformer_small_k400.sthv2_16_prek400": _video("uniformer_small_sthv2_16_prek400.pth", 174, 16),
+    "uniformer_small_k400.sthv2_16_prek600": _video("uniformer_small_sthv2_16_prek600.pth", 174, 16),
+    "uniformer_small_k400.sthv2_32_prek400": _video("uniformer_small_sthv2_32_prek400.pth", 174, 32),
+    "uniformer_small_k400.sthv2_32_prek600": _video("uniformer_small_sthv2_32_prek600.pth", 174, 32),
+    "uniformer_base_k400.k400_8x8": _video("uniformer_base_k400_8x8.pth", 400, 8),
+    "uniformer_base_k400.k400_16x4": _video("uniformer_base_k400_16x4.pth", 400, 16),
+    "uniformer_base_k400.k400_16x8": _video("uniformer_base_k400_16x8.pth", 400, 16),
+    "uniformer_base_k400.k400_32x4": _video("uniformer_base_k400_32x4.pth", 400, 32),
+    "uniformer_base_k400.k600_16x4": _video("uniformer_base_k600_16x4.pth", 600, 16),
+    "uniformer_base_k400.k600_16x8": _video("uniformer_base_k600_16x8.pth", 600, 16),
+    "uniformer_base_k400.k600_32x4": _video("uniformer_base_k600_32x4.pth", 600, 32),
+    "uniformer_base_k400.sthv1_16_prek400": _video("uniformer_base_sthv1_16_prek400.pth", 174, 16),
+    "uniformer_base_k400.sthv1_16_prek600": _video("uniformer_base_sthv1_16_prek600.pth", 174, 16),
+    "uniformer_base_k400.sthv1_32_prek400": _video("uniformer_base_sthv1_32_prek400.pth", 174, 32),
+    "uniformer_base_k400.sthv1_32_prek600": _video("uniformer_base_sthv1_32_prek600.pth", 174, 32),
+    "uniformer_base_k400.sthv2_16_prek400": _video("uniformer_base_sthv2_16_prek400.pth", 174, 16),
+    "uniformer_base_k400.sthv2_16_prek600": _video("uniformer_base_sthv2_16_prek600.pth", 174, 16),
+    "uniformer_base_k400.sthv2_32_prek400": _video("uniformer_base_sthv2_32_prek400.pth", 174, 32),
+    "uniformer_base_k400.sthv2_32_prek600": _video("uniformer_base_sthv2_32_prek600.pth", 174, 32),
+
+    "uniformer_xxs.in1k": _light("1Cw9r_3c30N-esFI8RFYa6rQXJrr1rAHY", 28, 224),
+    "uniformer_xxs.in1k_192": _light("1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_", 28, 192),
+    "uniformer_xxs.in1k_160": _light("1CsXCzfVFPyM2mY8BA_1fO3q_VBngnF44", 28, 160),
+    "uniformer_xxs.in1k_128": _light("1Cr7uB5hUck1BHioEROWZjfLpYRwg4Zps", 28, 128),
+    "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
+    "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
+
+    "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
+    "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
+                                           **_CONV_STEM),
+    "uniformer_video_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2, 2), num_classes=10,
+                                           notes=("input (B, 3, 4, 64, 64)",)),
+})
+
+
+def _top1(value: float, source: str, dataset: str = "imagenet-1k") -> Dict[str, Any]:
+    return dict(metric="top1", value=value, dataset=dataset, source=source)
+
+
+_IMG = "image_classification/README.md"
+_TL = "image_classification/README.md (token labeling)"
+_VID = "video_classification/README.md"
+
+_S = dict(depths=(3, 4, 8, 3), embed_dims=(64, 128, 320, 512))
+_S_PLUS = dict(depths=(3, 5, 9, 3), embed_dims=(64, 128, 320, 512), conv_stem=True)
+_B = dict(depths=(5, 8, 20, 7), embed_dims=(64, 128, 320, 512))
+_L = dict(depths=(5, 10, 24, 7), embed_dims=(128, 192, 448, 640))
+
+
+def _build(variant: str, pretrained: bool, arch: Dict[str, Any], kwargs: Dict[str, Any]) -> UniFormer:
+    return _create_uniformer(variant, pretrained=pretrained, **dict(arch, **kwargs))
+
+
+@register_model(family="uniformer", task="classification", official_params=21_545_256,
+                manifest="uniformer/uniformer_small", reported={"in1k": _top1(82.9, _IMG)})
+def uniformer_small(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S (22M, 3.6G)."""
+    return _build("uniformer_small", pretrained, dict(_S, head_dim=64), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=24_032_552,
+                manifest="uniformer/uniformer_small_plus", reported={"in1k": _top1(83.4, _IMG)})
+def uniformer_small_plus(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S-dagger: conv stem, deeper, head_dim 32."""
+    return _build("uniformer_small_plus", pretrained, dict(_S_PLUS, head_dim=32), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=24_032_552,
+                manifest="uniformer/uniformer_small_plus_dim64", reported={"in1k": _top1(83.4, _IMG)})
+def uniformer_small_plus_dim64(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S-dagger retrained with head_dim 64."""
+    return _build("uniformer_small_plus_dim64", pretrained, dict(_S_PLUS, head_dim=64), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=49_776_552,
+                manifest="uniformer/uniformer_base", reported={"in1k": _top1(83.8, _IMG)})
+def uniformer_base(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-B (50M, 8.3G)."""
+    return _build("uniformer_base", pretrained, dict(_B, head_dim=64), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=49_796_520,
+                manifest="uniformer/uniformer_base_ls", reported={"in1k": _top1(83.9, _IMG)})
+def uniformer_base_ls(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-B with layer scale (init 1e-6) in the global blocks only."""
+    return _build("uniformer_base_ls", pretrained, dict(_B, head_dim=64, ls_init_value=1e-6), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=22_058_256,
+                manifest="uniformer/uniformer_small_tl",
+                reported={"in1k": _top1(83.4, _TL), "in1k_384": _top1(84.6, _TL)})
+def uniformer_small_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S trained with token labeling (head_dim 32, auxiliary token head)."""
+    return _build("uniformer_small_tl", pretrained, dict(_S, head_dim=32, aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=22_058_256,
+                manifest="uniformer/uniformer_small_dim64_tl", reported={"in1k": _top1(83.4, _TL)})
+def uniformer_small_dim64_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S with token labeling, head_dim 64."""
+    return _build("uniformer_small_dim64_tl", pretrained, dict(_S, head_dim=64, aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=24_545_552,
+                manifest="uniformer/uniformer_small_plus_tl",
+                reported={"in1k": _top1(83.9, _TL), "in1k_384": _top1(84.9, _TL)})
+def uniformer_small_plus_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S-dagger with token labeling (head_dim 32)."""
+    return _build("uniformer_small_plus_tl", pretrained, dict(_S_PLUS, head_dim=32, aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=24_545_552,
+                manifest="uniformer/uniformer_small_plus_dim64_tl", reported={"in1k": _top1(83.6, _TL)})
+def uniformer_small_plus_dim64_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-S-dagger with token labeling, head_dim 64."""
+    return _build("uniformer_small_plus_dim64_tl", pretrained, dict(_S_PLUS, head_dim=64, aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=50_289_552,
+                manifest="uniformer/uniformer_base_tl",
+                reported={"in1k": _top1(85.1, _TL), "in1k_384": _top1(86.0, _TL)})
+def uniformer_base_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-B with token labeling (head_dim 32)."""
+    return _build("uniformer_base_tl", pretrained, dict(_B, head_dim=32, aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=50_289_552,
+                manifest="uniformer/uniformer_base_dim64_tl", reported={"in1k": _top1(84.8, _TL)})
+def uniformer_base_dim64_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-B with token labeling, head_dim 64."""
+    return _build("uniformer_base_dim64_tl", pretrained, dict(_B, head_dim=64, aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=100_103_888,
+                manifest="uniformer/uniformer_large_ls_tl",
+                reported={"in1k": _top1(85.6, _TL), "in1k_384": _top1(86.3, _TL)})
+def uniformer_large_ls_tl(pretrained: bool = False, **kwargs) -> UniFormer:
+    """UniFormer-L with token labeling and layer scale in every block (local and global)."""
+    return _build("uniformer_large_ls_tl", pretrained,
+                  dict(_L, head_dim=64, aux_head=True, ls_init_value=1e-6, ls_local=True), kwargs)
+
+
+_K = "kinetics-400"
+
+
+@register_model(family="uniformer", task="video", official_params=21_400_400,
+                manifest="uniformer/uniformer_small_k400_video",
+                reported={
+                    "k400_8x8": _top1(78.4, _VID, _K), "k400_16x4": _top1(80.8, _VID, _K),
+                    "k400_16x8": _top1(80.8, _VID, _K), "k600_16x4": _top1(82.8, _VID, "kinetics-600"),
+                    "k600_16x8": _top1(82.7, _VID, "kinetics-600"),
+                    "sthv1_16_prek400": _top1(57.2, _VID, "something-something-v1"),
+                    "sthv1_16_prek600": _top1(57.6, _VID, "something-something-v1"),
+                    "sthv1_32_prek400": _top1(58.8, _VID, "something-something-v1"),
+                    "sthv1_32_prek600": _top1(59.9, _VID, "something-something-v1"),
+                    "sthv2_16_prek400": _top1(67.7, _VID, "something-something-v2"),
+                    "sthv2_16_prek600": _top1(69.4, _VID, "something-something-v2"),
+                    "sthv2_32_prek400": _top1(69.0, _VID, "something-something-v2"),
+                    "sthv2_32_prek600": _top1(70.4, _VID, "something-something-v2"),
+                })
+def uniformer_small_k400(pretrained: bool = False, **kwargs) -> UniFormer:
+    """Video UniFormer-S (3-D); input (B, 3, T, H, W). Other datasets' heads are pretrained tags."""
+    return _build("uniformer_small_k400", pretrained, dict(_S, head_dim=64, spatial_dims=3), kwargs)
+
+
+@register_model(family="uniformer", task="video", official_params=49_813_200,
+                manifest="uniformer/uniformer_base_k400_video",
+                reported={
+                    "k400_8x8": _top1(79.8, _VID, _K), "k400_16x4": _top1(82.0, _VID, _K),
+                    "k400_16x8": _top1(81.7, _VID, _K), "k400_32x4": _top1(82.9, _VID, _K),
+                    "k600_16x4": _top1(84.0, _VID, "kinetics-600"), "k600_16x8": _top1(83.4, _VID, "kinetics-600"),
+                    "k600_32x4": _top1(84.5, _VID, "kinetics-600"),
+                    "sthv1_16_prek400": _top1(59.1, _VID, "something-something-v1"),
+                    "sthv1_16_prek600": _top1(58.8, _VID, "something-something-v1"),
+                    "sthv1_32_prek400": _top1(60.9, _VID, "something-something-v1"),
+                    "sthv1_32_prek600": _top1(61.0, _VID, "something-something-v1"),
+                    "sthv2_16_prek400": _top1(70.4, _VID, "something-something-v2"),
+                    "sthv2_16_prek600": _top1(70.2, _VID, "something-something-v2"),
+                    "sthv2_32_prek400": _top1(71.1, _VID, "something-something-v2"),
+                    "sthv2_32_prek600": _top1(71.2, _VID, "something-something-v2"),
+                })
+def uniformer_base_k400(pretrained: bool = False, **kwargs) -> UniFormer:
+    """Video UniFormer-B (3-D); input (B, 3, T, H, W). Other datasets' heads are pretrained tags."""
+    return _build("uniformer_base_k400", pretrained, dict(_B, head_dim=64, spatial_dims=3), kwargs)
+
+
+@register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
+def uniformer_test(pretrained: bool = False, **kwargs) -> UniFormer:
+    """Tiny image UniFormer for the general tests (patch stem, layer scale, token-labeling head)."""
+    return _build("uniformer_test", pretrained,
+                  dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, ls_init_value=1e-6,
+                       aux_head=True), kwargs)
+
+
+@register_model(family="uniformer", task="video", test_model=True, test_sizes=[(4, 64, 64), (3, 70, 95)])
+def uniformer_video_test(pretrained: bool = False, **kwargs) -> UniFormer:
+    """Tiny video UniFormer for the general tests."""
+    return _build("uniformer_video_test", pretrained,
+                  dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, spatial_dims=3), kwargs)
+
+
+@register_model(family="uniformer", task="classification", official_params=10_215_280,
+                manifest="uniformer/uniformer_xxs",
+                reported={"in1k_128": _top1(76.8, _IMG), "in1k_160": _top1(79.1, _IMG),
+                          "in1k_192": _top1(79.9, _IMG), "in1k": _top1(80.6, _IMG)})
+def uniformer_xxs(pretrained: bool = False, **kwargs) -> UniFormerLight:
+    """UniFormer-XXS (light, token pruning in the global stages)."""
+    arch = dict(depths=(2, 5, 8, 2), embed_dims=(56, 112, 224, 448), head_dim=28, mlp_ratio=3.,
+                prune_ratios=((), (), (1,) + (0.5,) * 7, (0.5,) * 2),
+                trade_offs=((), (), (1,) + (0.5,) * 7, (0.5,) * 2))
+    return _create_uniformer("uniformer_xxs", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+
+
+@register_model(family="uniformer", task="classification", official_params=16_509_264,
+                manifest="uniformer/uniformer_xs",
+                reported={"in1k_192": _top1(81.5, _IMG), "in1k": _top1(82.0, _IMG)})
+def uniformer_xs(pretrained: bool = False, **kwargs) -> UniFormerLight:
+    """UniFormer-XS (light, token pruning in the global stages)."""
+    arch = dict(depths=(3, 5, 9, 3), embed_dims=(64, 128, 256, 512), head_dim=32, mlp_ratio=3.,
+                prune_ratios=((), (), (1,) + (0.5,) * 8, (0.5,) * 3),
+                trade_offs=((), (), (1,) + (0.5,) * 8, (0.5,) * 3))
+    return _create_uniformer("uniformer_xs", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+
+
+@register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
+def uniformer_light_test(pretrained: bool = False, **kwargs) -> UniFormerLight:
+    """Tiny light UniFormer (token pruning, layer scale) for the general tests."""
+    arch = dict(depths=(1, 1, 3, 2), embed_dims=(16, 32, 48, 64), head_dim=16, mlp_ratio=3.,
+                prune_ratios=((), (), (1, 0.5, 0.5), (0.5, 0.5)), trade_offs=((), (), (1, 0.5, 0.5), (0.5, 0.5)),
+                ls_init_value=1e-6)
+    return _create_uniformer("uniformer_light_test", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
