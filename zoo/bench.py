@@ -52,10 +52,12 @@ def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.
 
     import zoo  # noqa: F401  (registers the zoo models with timm)
     from .flops import count_macs
+    from .registry import input_shape
 
     with torch.device("meta"):
         meta = timm.create_model(name)
-    input_size = tuple(meta.pretrained_cfg["input_size"])
+    input_size = input_shape(name) if name in zoo.list_models(include_test=True) else \
+        tuple(meta.pretrained_cfg["input_size"])
     gmacs = count_macs(meta, input_size=input_size, device="meta") / 1e9
     del meta
     model = timm.create_model(name).eval()

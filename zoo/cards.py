@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .registry import family_info, list_families, list_models, model_entry, pretrained_tags
+from .registry import family_info, input_shape, list_families, list_models, model_entry, pretrained_tags
 
 __all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "write_cards", "check_cards",
            "render_markdown_table", "embed_in_readme", "README_TABLE_START", "README_TABLE_END"]
@@ -47,7 +47,7 @@ def _count(name: str) -> Dict[str, Any]:
     with torch.device("meta"):
         model = timm.create_model(name)
     params = sum(p.numel() for p in model.parameters())
-    input_size = tuple(model.pretrained_cfg["input_size"])
+    input_size = input_shape(name)
     try:
         gmacs: Optional[float] = count_macs(model, input_size=input_size, device="meta") / 1e9
     except Exception:  # data-dependent ops cannot run on meta

@@ -83,7 +83,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
     from tqdm import tqdm
 
     from .flops import count_macs
-    from .registry import model_entry
+    from .registry import input_shape, model_entry
 
     rows = []
     bar = tqdm(names, desc="zoo table", unit="model", disable=not progress, file=sys.stderr)
@@ -96,7 +96,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
             with torch.device("meta"):
                 meta_model = timm.create_model(name)
             row["params"] = sum(p.numel() for p in meta_model.parameters())
-            input_size = tuple(meta_model.pretrained_cfg["input_size"])
+            input_size = input_shape(name)
             row["input_size"] = input_size
             row["gmacs"] = count_macs(meta_model, input_size=input_size, device="meta") / 1e9
             del meta_model

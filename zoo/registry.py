@@ -65,6 +65,7 @@ class ModelEntry:
     reported: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     test_model: bool = False
     test_sizes: Tuple[Tuple[int, ...], ...] = ()  # input sizes (H, W) or (T, H, W) for test models
+    num_frames: Optional[int] = None  # video models: default clip length (timm's input_size has no T)
 
     @property
     def supports_features(self) -> bool:
@@ -111,6 +112,7 @@ def register_model(
         reported: Optional[Dict[str, Dict[str, Any]]] = None,
         test_model: bool = False,
         test_sizes: Sequence[Sequence[int]] = (),
+        num_frames: Optional[int] = None,
 ):
     """Register a model entrypoint with timm and record its zoo facts.
 
@@ -131,7 +133,7 @@ def register_model(
         _ENTRIES[name] = ModelEntry(
             name=name, family=family, task=task, official_params=official_params,
             official_source=source, manifest=manifest, reported=dict(reported or {}),
-            test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes))
+            test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames)
         return _timm_register_model(f)
 
     if fn is not None:
@@ -151,6 +153,20 @@ def _unknown(name: str) -> ValueError:
     if not close and base in timm.list_models():
         hint = " It is a timm model, not a zoo one: use timm.create_model for it."
     return ValueError(f"Unknown zoo model {name!r}.{hint} See zoo.list_models() for all names.")
+
+
+def input_shape(name: str) -> Tuple[int, ...]:
+    """The default input of ``name`` without the batch axis: ``(C, H, W)``, or ``(C, T, H, W)`` for video.
+
+    timm's ``input_size`` is always ``(C, H, W)``; a video model's clip length is a zoo fact.
+    """
+    import timm.models
+
+    entry = model_entry(name)
+    size = tuple(timm.models.get_pretrained_cfg(entry.name).input_size)
+    if entry.task == "video":
+        return (size[0], entry.num_frames or 8) + size[1:]
+    return size
 
 
 def model_entry(name: str) -> ModelEntry:
@@ -326,8 +342,7 @@ def model_info(name: str) -> Dict[str, Any]:
     with torch.device("meta"):
         model = timm.create_model(entry.name)
     params = sum(p.numel() for p in model.parameters())
-    cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
-    input_size = tuple(cfg.get("input_size") or ())
+    input_size = input_shape(entry.name)
     try:
         macs = count_macs(model, input_size=input_size, device="meta")
     except Exception:  # a model that cannot run on meta (data-dependent ops) has no count here

@@ -1240,7 +1240,7 @@ def uniformer_large_ls_tl(pretrained: bool = False, **kwargs) -> UniFormer:
 _K = "kinetics-400"
 
 
-@register_model(family="uniformer", task="video", official_params=21_400_400,
+@register_model(family="uniformer", task="video", official_params=21_400_400, num_frames=8,
                 manifest="uniformer/uniformer_small_k400_video",
                 reported={
                     "k400_8x8": _top1(78.4, _VID, _K), "k400_16x4": _top1(80.8, _VID, _K),
@@ -1260,7 +1260,7 @@ def uniformer_small_k400(pretrained: bool = False, **kwargs) -> UniFormer:
     return _build("uniformer_small_k400", pretrained, dict(_S, head_dim=64, spatial_dims=3), kwargs)
 
 
-@register_model(family="uniformer", task="video", official_params=49_813_200,
+@register_model(family="uniformer", task="video", official_params=49_813_200, num_frames=8,
                 manifest="uniformer/uniformer_base_k400_video",
                 reported={
                     "k400_8x8": _top1(79.8, _VID, _K), "k400_16x4": _top1(82.0, _VID, _K),
