@@ -82,10 +82,13 @@ class RelPosAttention(nn.Module):
     axial tables ``rel_pos_h, rel_pos_w`` ((2 * size - 1, head_dim), linearly resized when the map
     differs from the size they were built for); the relative terms use the unscaled queries.
 
-    The two relative terms are folded into one scaled-dot-product attention: queries are extended
-    with ``[q . R_h, q . R_w]`` (``kh + kw`` numbers each) and keys with one-hot codes of their row and
-    column, so ``q' . k'`` is exactly the logit above and no ``(N, N)`` bias is materialized (the
-    official code builds it; this is the same sum, reassociated).
+    The bias ``rel_h[..., :, None] + rel_w[..., None, :]`` goes to ``F.scaled_dot_product_attention`` as
+    ``attn_mask`` (on CPU its fused kernel with a mask beats writing the softmax out). With
+    ``fold_rel_pos = True`` the two terms are instead folded into one mask-free attention: queries
+    are extended with ``[q . R_h, q . R_w]`` and keys with one-hot codes of their row and column, so
+    ``q' . k'`` is exactly the logit above and no ``(N, N)`` bias is materialized. That saves the
+    bias memory of the global blocks at high resolution (12 x 4096^2 floats per image for ViT-B at
+    1024) but is slower on CPU, so it is off by default.
     """
 
     def __init__(
@@ -109,8 +112,8 @@ class RelPosAttention(nn.Module):
         self.attn_drop = attn_drop
         self.proj_drop = nn.Dropout(proj_drop)
         self.use_rel_pos = use_rel_pos
-        # True: relative terms folded into q/k (no N x N bias); False: additive bias as in detectron2
-        self.fold_rel_pos = True
+        # True: relative terms folded into q/k (no N x N bias, slower); False: additive bias as attn_mask
+        self.fold_rel_pos = False
         if use_rel_pos:
             if input_size is None:
                 raise ValueError("decomposed relative position needs the input size the tables are built for")
@@ -135,7 +138,9 @@ class RelPosAttention(nn.Module):
                 q = torch.cat([q * self.scale, rel_h, rel_w], dim=-1)
                 codes = _axis_one_hot(H, W, q.device, q.dtype).expand(B, self.num_heads, N, H + W)
                 k = torch.cat([k, codes], dim=-1)
-                x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=1.0)
+                # equal q/k/v widths keep SDPA on its fused kernel; the zero columns of v are dropped
+                v = F.pad(v, (0, H + W))
+                x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=1.0)[..., :self.head_dim]
             else:
                 bias = (rel_h.view(B, self.num_heads, N, H, 1) + rel_w.view(B, self.num_heads, N, 1, W))
                 x = F.scaled_dot_product_attention(
