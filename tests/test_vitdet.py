@@ -214,6 +214,35 @@ def test_detectron2_pkl_loads_through_the_numpy_unpickler(tmp_path):
     assert (got - torch.from_numpy(bundle["features"]["net.last_feat"])).abs().max().item() <= tolerance(bundle)
 
 
+def test_create_model_with_checkpoint_path_converts_detectron2_pkl_for_features(tmp_path):
+    bundle = load_bundle("vitdet", "vitdet_micro")
+    path = tmp_path / "model_final_test.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({"model": {f"backbone.{k}": np.asarray(v) for k, v in bundle["state_dict"].items()}}, f)
+    net = bundle["meta"]["official_kwargs"]["net"]["kwargs"]
+    features = zoo.create_model(
+        "vitdet_test", checkpoint_path=str(path), features_only=True, img_size=net["img_size"],
+        embed_dim=net["embed_dim"], depth=net["depth"], num_heads=net["num_heads"],
+        window_size=net["window_size"], global_block_indexes=(1, 3),
+        pyramid_channels=bundle["meta"]["official_kwargs"]["out_channels"]).double().eval()
+    with torch.no_grad():
+        p2 = features(torch.from_numpy(bundle["input"]))[0]
+    # the weights went through the float32 model that create_model builds: float32 agreement only
+    assert (p2 - torch.from_numpy(bundle["features"]["p2"])).abs().max().item() < 1e-5
+
+
+def test_mae_file_loads_with_fresh_pyramid_and_zero_tables(tmp_path):
+    from safetensors.torch import save_file
+
+    sd = _tiny_vit_state_dict()
+    path = tmp_path / "mae_tiny.safetensors"
+    save_file(sd, str(path))
+    model = zoo.create_model("vitdet_test", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert torch.equal(model.blocks[2].mlp.fc1.weight, sd["blocks.2.mlp.fc1.weight"])
+    assert torch.equal(model.pos_embed, sd["pos_embed"])
+    assert all(torch.all(b.attn.rel_pos_w == 0) for b in model.blocks)
+
+
 # ---------------------------------------------------------------------------------------------------
 # layers and contract (the general harness runs the full contract on vitdet_test)
 
