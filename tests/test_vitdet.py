@@ -144,6 +144,13 @@ def test_filter_loads_ibot_teacher_with_prefixes():
     assert torch.equal(model.blocks[1].attn.qkv.weight, sd["blocks.1.attn.qkv.weight"])
 
 
+def test_filter_keeps_the_trunk_of_a_checkpoint_with_another_pyramid_width():
+    source = zoo.create_model("vitdet_test")
+    model = zoo.create_model("vitdet_test", pyramid_channels=8)
+    model.load_state_dict(checkpoint_filter_fn(source.state_dict(), model), strict=True)
+    assert torch.equal(model.blocks[3].attn.rel_pos_h, source.blocks[3].attn.rel_pos_h)
+
+
 def test_filter_is_a_noop_on_zoo_state_dicts():
     model = zoo.create_model("vitdet_test", num_classes=3)
     sd = model.state_dict()

@@ -509,6 +509,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
                     v = torch.cat([v.new_zeros(1, 1, v.shape[-1]), v], dim=1)
             elif k.endswith(("rel_pos_h", "rel_pos_w")):
                 v = _resize_rel_pos(v, ref.shape[0])
+            elif k.startswith("pyramid."):
+                continue  # a pyramid of another width (pyramid_channels): initialized afresh below
         out[k] = v
     missing = [k for k in target if k not in out]
     filled = [k for k in missing if k.endswith(("rel_pos_h", "rel_pos_w")) or k.startswith("pyramid.")]
