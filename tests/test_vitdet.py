@@ -308,3 +308,8 @@ def test_bad_inputs_name_the_model():
         model(torch.randn(1, 1, 64, 64))
     with pytest.raises(TypeError, match="vitdet_test"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.long))
+    # the pyramid's stride-2 max-pool needs 2 x 2 tokens; the bare trunk takes any size
+    with pytest.raises(ValueError, match="vitdet_test.*at least 17"):
+        model(torch.randn(1, 3, 16, 40))
+    assert zoo.create_model("vitdet_test", pyramid=False)(torch.randn(1, 3, 5, 16)).shape == (1, 32, 1, 1)
+    assert len(model.forward_intermediates(torch.randn(1, 3, 17, 17))[1]) == 5

@@ -277,6 +277,8 @@ class VitDet(nn.Module):
             self.feature_info = [
                 dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
 
+        # the pyramid's stride-2 max-pool (official floor mode) needs a token map of at least 2 x 2
+        self.min_input_size = patch_size + 1 if pyramid and 0.5 in tuple(scale_factors) else 1
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights()
@@ -359,7 +361,7 @@ class VitDet(nn.Module):
             ``(final, intermediates)``, ``final`` the trunk's NCHW stride-16 map (as forward_features),
             or the list alone if ``intermediates_only``.
         """
-        check_input(x, model=self, in_chans=self.in_chans)
+        check_input(x, model=self, in_chans=self.in_chans, min_size=self.min_input_size)
         if output_fmt != "NCHW":
             raise ValueError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
         size = (x.shape[-2], x.shape[-1])
@@ -408,7 +410,7 @@ class VitDet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> the stride-16 map ``(B, embed_dim, ceil(H/16), ceil(W/16))``."""
-        check_input(x, model=self, in_chans=self.in_chans)
+        check_input(x, model=self, in_chans=self.in_chans, min_size=self.min_input_size)
         return self._forward_trunk(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
