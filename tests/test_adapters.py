@@ -33,8 +33,9 @@ class TinyHierarchical(nn.Module):
         return out
 
 
-# One plain (ViTDet) and one hierarchical backbone. The hierarchical one is a stand-in until a zoo
-# hierarchical family is merged: then replace TinyHierarchical by its test model's name, e.g. "nat_test".
+# One plain (ViTDet) and one hierarchical backbone. The hierarchical one is a stand-in until this branch
+# meets a zoo hierarchical family: then replace TinyHierarchical() by its test model's name, e.g.
+# "mixformer_test" (already merged on main; this test passes with it) or "nat_test".
 BACKBONES = {
     "vitdet_test": lambda out_channels: create_pyramid("vitdet_test", out_channels=out_channels),
     "hierarchical": lambda out_channels: create_pyramid(TinyHierarchical(), out_channels=out_channels),
