@@ -3,3 +3,4 @@ from . import mixformer  # noqa: F401
 from . import vsa  # noqa: F401
 from . import shunted  # noqa: F401
 from . import uniformer  # noqa: F401
+from . import vitdet  # noqa: F401
