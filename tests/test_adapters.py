@@ -5,7 +5,6 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from torch import nn
 
 import zoo
 from zoo.adapters import FPN, SimpleFeaturePyramid, create_pyramid
