@@ -69,8 +69,38 @@ class DoubleConv(nn.Module):
         self.norm3 = nn.BatchNorm2d(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv2(self.conv1(x))
-        return F.relu(x + self.norm3(self.conv3(x)))
+        if self.training:
+            x = self.conv2(self.conv1(x))
+            return F.relu(x + self.norm3(self.conv3(x)))
+        # inference: BatchNorm folded into the convs, the 1x1 conv as a GEMM over NHWC pixels
+        x = F.relu(_conv_bn(x, self.conv1.conv, self.conv1.bn))
+        x = _conv_bn(x, self.conv2.conv, self.conv2.bn)
+        w, b = _fold_bn(self.conv3.weight, self.conv3.bias, self.norm3)
+        y = F.linear(x.permute(0, 2, 3, 1), w.flatten(1), b).permute(0, 3, 1, 2)
+        return F.relu(x + y)
+
+
+def _fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.BatchNorm2d):
+    """Conv weight/bias with an eval-mode BatchNorm folded in."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return weight * scale.reshape(-1, 1, 1, 1), shift
+
+
+def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tensor:
+    w, b = _fold_bn(conv.weight, conv.bias, bn)
+    if w.shape[-2:] == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
+        return F.linear(x.permute(0, 2, 3, 1), w.flatten(1), b).permute(0, 3, 1, 2)
+    return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def conv_norm_relu(m: ConvNormAct, x: torch.Tensor) -> torch.Tensor:
+    """A ConvNormAct (conv-BN-ReLU), with the BN folded into the conv at inference."""
+    if m.training:
+        return m(x)
+    return F.relu(_conv_bn(x, m.conv, m.bn))
 
 
 class UNetEncoder(nn.Module):
@@ -95,7 +125,7 @@ class UNetEncoder(nn.Module):
 
     def embed(self, f3: torch.Tensor) -> torch.Tensor:
         """Stride-4 map -> stride-8 NHWC tokens with the position embedding added."""
-        x = self.proj(F.max_pool2d(f3, 2)).permute(0, 2, 3, 1)
+        x = conv_norm_relu(self.proj, F.max_pool2d(f3, 2)).permute(0, 2, 3, 1)
         gh, gw = x.shape[1:3]
         pos = self.pos_embed
         if (gh, gw) != tuple(self.grid_size):
@@ -287,7 +317,7 @@ class EncoderStage(nn.Module):
         x = checkpoint_seq(self.blocks, x) if self.grad_checkpointing and not torch.jit.is_scripting() \
             else self.blocks(x)
         skip = x.permute(0, 3, 1, 2)
-        return self.downsample(skip).permute(0, 2, 3, 1), skip
+        return conv_norm_relu(self.downsample, skip).permute(0, 2, 3, 1), skip
 
 
 class DecoderStage(nn.Module):
@@ -308,7 +338,9 @@ class DecoderStage(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """x NHWC, skip NCHW -> NHWC."""
         x = self.upsample(x.permute(0, 3, 1, 2))
-        x = self.fuse(torch.cat([x, skip], dim=1)).permute(0, 2, 3, 1)
+        x = torch.cat([x, skip], dim=1).permute(0, 2, 3, 1)
+        if isinstance(self.fuse, nn.Conv2d):  # a 1x1 conv: one GEMM over the NHWC pixels
+            x = F.linear(x, self.fuse.weight.flatten(1), self.fuse.bias)
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
         return self.blocks(x)
@@ -495,7 +527,9 @@ class MTUNet(nn.Module):
             pad_h, pad_w = (-h) % r, (-w) % r
             if pad_h or pad_w:
                 x = F.pad(x, (0, pad_w, 0, pad_h))
-        return x, (h, w)
+        # channels-last convs are much faster on CPU (oneDNN), and the transformer stages then
+        # get their NHWC tokens by a free permute
+        return x.contiguous(memory_format=torch.channels_last), (h, w)
 
     def _encode(self, x: torch.Tensor, max_index: int) -> List[torch.Tensor]:
         """The encoder levels (NCHW, padded size) up to ``max_index``."""
