@@ -123,8 +123,11 @@ def test_wrong_size_is_a_clear_error():
 @pytest.fixture(scope="module")
 def parity():
     bundle = load_bundle("mtunet", "mtunet_full_synapse")
-    model = zoo.create_model("mtunet_synapse", num_classes=bundle["meta"]["output_shape"][1]).double().eval()
-    model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), model), strict=True)
+    with torch.device("meta"):  # skip the random init of 79M parameters: every tensor comes from the bundle
+        model = zoo.create_model("mtunet_synapse", num_classes=bundle["meta"]["output_shape"][1])
+    model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), model), strict=True, assign=True)
+    model = model.double().eval()
+    assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
     return bundle, model
 
 
@@ -207,3 +210,24 @@ def test_test_model_grad_checkpointing_and_reset():
     m.reset_classifier(2)
     assert m(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)
     assert m.forward_head(m.forward_features(torch.randn(1, 3, 64, 64)), pre_logits=True).shape[1] == m.num_features
+
+
+def test_fast_inference_kernels_match_the_autograd_path():
+    """float32 CPU inference uses oneDNN kernels with folded BatchNorm and fused ReLU; with autograd
+    on it uses the plain F.conv2d / F.linear path: both must agree."""
+    torch.manual_seed(0)
+    m = zoo.create_model("mtunet_test").eval()
+    for mod in m.modules():  # non-trivial BN statistics
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        fast = m(x)
+    slow = m(x)  # grad enabled, parameters require grad: the autograd-capable path
+    torch.testing.assert_close(fast, slow.detach(), rtol=1e-4, atol=1e-4)
+    m.train()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.eval()  # train-mode blocks, eval-mode BN statistics: the unfused modules
+    torch.testing.assert_close(m(x).detach(), slow.detach(), rtol=1e-4, atol=1e-4)
