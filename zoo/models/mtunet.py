@@ -104,8 +104,9 @@ class DoubleConv(nn.Module):
         x = _conv_bn(x, self.conv1.conv, self.conv1.bn, relu=True)
         x = _conv_bn(x, self.conv2.conv, self.conv2.bn)
         w, b = _fold_bn(self.conv3.weight, self.conv3.bias, self.norm3)
-        y = linear(x.permute(0, 2, 3, 1), w.flatten(1), b).permute(0, 3, 1, 2)
-        return F.relu(x + y)
+        # x + BN(conv1x1(x)) is one 1x1 conv whose weight has the identity added
+        w = w.flatten(1) + torch.eye(w.shape[0], device=w.device, dtype=w.dtype)
+        return linear(x.permute(0, 2, 3, 1), w, b, relu=True).permute(0, 3, 1, 2)
 
 
 def _fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.BatchNorm2d):
@@ -216,16 +217,20 @@ class GaussianAxialAttention(nn.Module):
         self.shift = nn.Parameter(torch.ones(1))
         self.bias = nn.Parameter(-torch.ones(1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, H, W, C) -> (B, H, W, C)."""
-        _, h, w, _ = x.shape
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The Gaussian-weighted row + column attention of projected (B, H, W, C) q, k, v."""
+        _, h, w, _ = q.shape
         rows = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=gaussian_prior(w, self.shift, self.bias, x), scale=1.0)
+            q, k, v, attn_mask=gaussian_prior(w, self.shift, self.bias, q), scale=1.0)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         cols = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=gaussian_prior(h, self.shift, self.bias, x), scale=1.0)
+            q, k, v, attn_mask=gaussian_prior(h, self.shift, self.bias, q), scale=1.0)
         return rows + cols.transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, H, W, C) -> (B, H, W, C)."""
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.attend(q, k, v)
 
 
 def pad_bottom_right_corner(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
