@@ -129,7 +129,8 @@ def bench_model(rounds: int) -> None:
             t_mt.append(b)
             t_sw.append((a + c) / 2)
             ratios.append(t_sw[-1] / b)
-    print(f"  mtunet {statistics.median(t_mt) * 1e3:.0f} ms, swin_tiny {statistics.median(t_sw) * 1e3:.0f} ms per image; "
+    print(f"  mtunet {statistics.median(t_mt) * 1e3:.0f} ms, swin_tiny {statistics.median(t_sw) * 1e3:.0f} ms "
+          f"per image; "
           f"speed relative to swin_tiny (t_swin / t_mtunet): median {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {rounds} rounds)")
 
@@ -137,7 +138,7 @@ def bench_model(rounds: int) -> None:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

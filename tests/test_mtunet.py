@@ -31,7 +31,8 @@ def gaussian_axial_loop(x, qkv_weight, qkv_bias, shift, bias):
             dis_y = torch.tensor([(i - r) ** 2 for i in range(h)], dtype=x.dtype)
             ax = torch.softmax(-(shift * dis_x + bias) + scores_x[:, r, col, :], dim=-1)
             ay = torch.softmax(-(shift * dis_y + bias) + scores_y[:, col, r, :], dim=-1)
-            out[:, r, col, :] = (ax.unsqueeze(-1) * v[:, r, :, :]).sum(-2) + (ay.unsqueeze(-1) * v[:, :, col, :]).sum(-2)
+            out[:, r, col, :] = ((ax.unsqueeze(-1) * v[:, r, :, :]).sum(-2)
+                                 + (ay.unsqueeze(-1) * v[:, :, col, :]).sum(-2))
     return out
 
 

@@ -20,7 +20,7 @@ Differences from the official code, none of which changes the outputs at the off
   zero-pads the input to a multiple of 32, resizes the position embedding to the padded token grid
   and crops every output back.
 """
-import math
+import re
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
@@ -66,7 +66,12 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None, relu: bool = False) -> torch.Tensor:
+def linear(
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+        relu: bool = False,
+) -> torch.Tensor:
     """``F.linear`` (+ ReLU); for float32 CPU inference it calls PyTorch's oneDNN GEMM, several times
     faster than the default BLAS GEMM on CPUs where that one is slow (e.g. MKL on AMD)."""
     if _use_onednn(x, weight):
@@ -675,7 +680,6 @@ _BLOCK = [
 
 
 def _rename_official(key: str, fused_decoders: set) -> str:
-    import re
     key = re.sub(r"^stem\.model\.", "stem.", key)
     key = key.replace("stem.trans_dim.", "stem.proj.").replace("stem.position_embedding", "stem.pos_embed")
     key = re.sub(r"^decoder_stem\.block\.trans(\d)\.", r"decoder_stem.up\1.", key)
@@ -707,7 +711,6 @@ def checkpoint_filter_fn(state_dict, model: MTUNet):
     ``queeze`` conv to a Linear weight, and resizes the position embedding when the model's
     token grid differs from the checkpoint's.
     """
-    import re
     state_dict = unwrap_state_dict(state_dict)
     official = any(k.startswith(("stem.model.", "SegmentationHead.", "encoder.")) for k in state_dict)
     if official:
@@ -769,7 +772,8 @@ default_cfgs = generate_default_cfgs({
         num_classes=9,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
                "1frQAK05UtiAO8rvKG9y5GXABaH70_-Hu (README 2022/01/04 update, Synapse DSC 79.20).",
-               "Input: one CT slice (B, 1, 224, 224) or repeated (B, 3, 224, 224) preprocessed as in TransUNet's Synapse data.")),
+               "Input: one CT slice (B, 1, 224, 224) or repeated (B, 3, 224, 224), preprocessed as in "
+               "TransUNet's Synapse data.")),
     "mtunet_acdc.acdc": _cfg(
         num_classes=4,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
