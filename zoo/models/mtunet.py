@@ -62,6 +62,8 @@ def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Float32 CPU inference in eager mode: PyTorch's own oneDNN kernels with fused ReLU can be used."""
     if not _HAVE_ONEDNN or torch.jit.is_scripting() or torch.compiler.is_compiling():
         return False
+    if not torch.backends.mkldnn.enabled:  # the user switched oneDNN off
+        return False
     return (x.dtype == torch.float32 and x.device.type == "cpu"
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
