@@ -4,3 +4,4 @@ from . import vsa  # noqa: F401
 from . import shunted  # noqa: F401
 from . import uniformer  # noqa: F401
 from . import vitdet  # noqa: F401
+from zoo.models import mtunet  # noqa: F401

@@ -1,0 +1,151 @@
+"""MT-UNet speed on CPU, 224x224, batch 1, ratios measured in one run (interleaved rounds).
+
+(a) Gaussian-weighted axial attention: zoo's ``GaussianAxialAttention`` (two SDPA calls) against the
+    official formulation, re-implemented faithfully below (``Attention(axial=True)`` scores, then
+    ``GaussianTrans``'s Python double loop over rows and columns, distance tensors built per position),
+    at every grid the official model runs it on (7x7 @ 256 and 512, 4x4 @ 512, 2x2 @ 1024), with the
+    official model's layer counts; the attention alone and the whole layer (with q/k/v projections).
+(b) the whole zoo MT-UNet (mtunet_synapse) against timm's swin_tiny_patch4_window7_224.
+
+usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T]
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+
+import timm
+import zoo
+from zoo.models.mtunet import GaussianAxialAttention
+
+
+def official_gaussian_trans(q, k, v, shift, bias):
+    """The official axial scores (``Attention(axial=True)``) and ``GaussianTrans`` (Dootmaan/MT-UNet,
+    model/MTUNet.py) on projected (b, h, w, c) q, k, v, with ``.cuda()`` removed: row and column score
+    matmuls, then one Python iteration per grid position, distance tensors built per position."""
+    b, h, w, c = q.shape
+    atten_x_full = torch.matmul(q.reshape(b * h, w, -1), k.reshape(b * h, w, -1).transpose(-1, -2))
+    atten_x_full = atten_x_full.view(b, -1, w, w)
+    q_y = q.permute(0, 2, 1, 3).contiguous().view(b * w, h, -1)
+    k_y = k.permute(0, 2, 1, 3).contiguous().view(b * w, h, -1).transpose(-1, -2)
+    atten_y_full = torch.matmul(q_y, k_y).view(b, -1, h, h)
+    value_full = v
+    new_value_full = torch.zeros_like(value_full)
+    for r in range(h):
+        for col in range(w):
+            atten_x = atten_x_full[:, r, col, :]
+            atten_y = atten_y_full[:, col, r, :]
+            dis_x = torch.tensor([(j - col) ** 2 for j in range(w)])
+            dis_y = torch.tensor([(i - r) ** 2 for i in range(h)])
+            dis_x = -(shift * dis_x + bias)
+            dis_y = -(shift * dis_y + bias)
+            atten_x = torch.softmax(dis_x + atten_x, dim=-1)
+            atten_y = torch.softmax(dis_y + atten_y, dim=-1)
+            new_value_full[:, r, col, :] = torch.sum(
+                atten_x.unsqueeze(dim=-1) * value_full[:, r, :, :]
+                + atten_y.unsqueeze(dim=-1) * value_full[:, :, col, :], dim=-2)
+    return new_value_full
+
+
+class OfficialAxialGaussian(nn.Module):
+    """The whole official layer: separate q/k/v ``nn.Linear`` projections + ``official_gaussian_trans``."""
+
+    def __init__(self, m: GaussianAxialAttention):
+        super().__init__()
+        dim = m.qkv.in_features
+        self.query_layer, self.key_layer, self.value_layer = (nn.Linear(dim, dim) for _ in range(3))
+        with torch.no_grad():
+            for i, lin in enumerate((self.query_layer, self.key_layer, self.value_layer)):
+                lin.weight.copy_(m.qkv.weight[i * dim:(i + 1) * dim])
+                lin.bias.copy_(m.qkv.bias[i * dim:(i + 1) * dim])
+        self.shift, self.bias = m.shift, m.bias
+
+    def forward(self, x):
+        return official_gaussian_trans(self.query_layer(x), self.key_layer(x), self.value_layer(x),
+                                       self.shift, self.bias)
+
+
+# (grid, dim, layers of the official model at 224x224): encoder at 28x28 (grid 7), encoder and
+# decoder at 14x14 (padded to 16: grid 4), bottleneck at 7x7 (padded to 8: grid 2), decoder at 28x28
+AXIAL_CASES = [(7, 256, 2), (4, 512, 4), (2, 1024, 2), (7, 512, 2)]
+
+
+def _time(fn, reps: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps
+
+
+def _interleaved(ref, ours, rounds, reps=5):
+    t_ref, t_zoo = [], []
+    for _ in range(rounds):
+        t_ref.append(_time(ref, reps))
+        t_zoo.append(_time(ours, reps))
+    return statistics.median(t_ref), statistics.median(t_zoo)
+
+
+def bench_axial(rounds: int) -> None:
+    print("(a) Gaussian-weighted axial attention, official loop formulation vs zoo (same weights, batch 1)")
+    print("    'attention' = scores + Gaussian prior + softmax + weighted sums (what the official loop computes);")
+    print("    'layer' = the same plus the q/k/v projections")
+    tot = [0.0, 0.0, 0.0, 0.0]
+    for grid, dim, n in AXIAL_CASES:
+        torch.manual_seed(0)
+        ours = GaussianAxialAttention(dim).eval()
+        ref = OfficialAxialGaussian(ours).eval()
+        x = torch.randn(1, grid, grid, dim)
+        with torch.inference_mode():
+            q, k, v = ours.qkv(x).chunk(3, dim=-1)
+            err = (ours(x) - ref(x)).abs().max().item()
+            a_ref, a_zoo = _interleaved(lambda: official_gaussian_trans(q, k, v, ours.shift, ours.bias),
+                                        lambda: ours.attend(q, k, v), rounds)
+            l_ref, l_zoo = _interleaved(lambda: ref(x), lambda: ours(x), rounds)
+        for i, t in enumerate((a_ref, a_zoo, l_ref, l_zoo)):
+            tot[i] += n * t
+        print(f"  grid {grid}x{grid} dim {dim:4d} (x{n}): attention official {a_ref * 1e3:6.2f} ms, zoo "
+              f"{a_zoo * 1e3:6.3f} ms, speed-up {a_ref / a_zoo:5.1f}x | layer official {l_ref * 1e3:6.2f} ms, "
+              f"zoo {l_zoo * 1e3:6.3f} ms, speed-up {l_ref / l_zoo:4.1f}x | max|diff| {err:.1e}")
+    print(f"  all 10 layers of one 224x224 forward: attention {tot[0] * 1e3:.1f} -> {tot[1] * 1e3:.2f} ms, "
+          f"speed-up {tot[0] / tot[1]:.1f}x; layer {tot[2] * 1e3:.1f} -> {tot[3] * 1e3:.2f} ms, "
+          f"speed-up {tot[2] / tot[3]:.1f}x")
+
+
+def bench_model(rounds: int) -> None:
+    print("(b) whole model, 224x224 batch 1: zoo mtunet_synapse vs timm swin_tiny_patch4_window7_224")
+    torch.manual_seed(0)
+    mt = zoo.create_model("mtunet_synapse").eval()
+    sw = timm.create_model("swin_tiny_patch4_window7_224").eval()
+    x = torch.randn(1, 3, 224, 224)
+    ratios, t_mt, t_sw = [], [], []
+    with torch.inference_mode():
+        mt(x), sw(x)  # warm-up
+        for _ in range(rounds):
+            a = _time(lambda: sw(x), 2)
+            b = _time(lambda: mt(x), 1)
+            c = _time(lambda: sw(x), 2)
+            t_mt.append(b)
+            t_sw.append((a + c) / 2)
+            ratios.append(t_sw[-1] / b)
+    print(f"  mtunet {statistics.median(t_mt) * 1e3:.0f} ms, swin_tiny {statistics.median(t_sw) * 1e3:.0f} ms "
+          f"per image (medians); speed relative to swin_tiny (t_swin / t_mtunet): median of the rounds' ratios "
+          f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}, {rounds} rounds); "
+          f"ratio of the best times {min(t_sw) / min(t_mt):.3f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    bench_axial(args.rounds)
+    bench_model(args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,812 @@
+"""MT-UNet: Mixed Transformer U-Net for medical image segmentation.
+
+Paper: "Mixed Transformer U-Net for Medical Image Segmentation", Hongyi Wang, Shiao Xie, Lanfen Lin,
+Yutaro Iwamoto, Xian-Hua Han, Yen-Wei Chen, Ruofeng Tong (ICASSP 2022), arXiv:2111.04734.
+Official code: https://github.com/Dootmaan/MT-UNet (MIT licence), commit fd3707b.
+
+A CNN U-encoder (three residual double-conv levels) feeds a transformer U-Net whose blocks are
+Mixed Transformer Modules (MTM): local-global Gaussian-weighted self-attention (LGG-SA: window
+attention, a learned aggregation of every window to one token, and Gaussian-weighted axial
+attention over those tokens) followed by external attention (EA) with shared memory units.
+
+Differences from the official code, none of which changes the outputs at the official 224x224:
+- the Gaussian-weighted axial attention is two ``scaled_dot_product_attention`` calls (rows and
+  columns) with the Gaussian prior as an additive mask, instead of a Python loop over positions;
+- no ``.cuda()``: every tensor is made on the input's device and dtype;
+- the separate query/key/value Linears are fused into one ``qkv`` Linear (converted on load);
+- the 1x1 "squeeze" conv after the local/global concatenation is applied to the global branch
+  before the bilinear upsampling (both are linear and the bilinear weights sum to one);
+- inputs whose size differs from ``img_size`` are rejected unless ``dynamic_img_size=True``, which
+  zero-pads the input to a multiple of 32, resizes the position embedding to the padded token grid
+  and crops every output back.
+"""
+import re
+from typing import Callable, List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from timm.layers import ConvNormAct, DropPath, resample_abs_pos_embed, trunc_normal_
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models._features import feature_take_indices
+
+from zoo.hub import unwrap_state_dict
+from zoo.registry import register_family, register_model
+from zoo.validation import check_input
+
+__all__ = ["MTUNet", "GaussianAxialAttention", "LocalGlobalGaussianAttention", "ExternalAttention",
+           "MixedTransformerBlock", "checkpoint_filter_fn"]
+
+register_family(
+    "mtunet",
+    title="Mixed Transformer U-Net for Medical Image Segmentation",
+    paper_ids=("arXiv:2111.04734",),
+    official_repo="https://github.com/Dootmaan/MT-UNet",
+    code_license="MIT",
+    description="U-Net whose deep layers are Mixed Transformer Modules: local-global Gaussian-weighted "
+                "self-attention plus external attention with shared memory units; CNN stem and decoder.",
+    citation="@inproceedings{wang2022mixed,\n  title={Mixed Transformer U-Net for Medical Image Segmentation},\n"
+             "  author={Wang, Hongyi and Xie, Shiao and Lin, Lanfen and Iwamoto, Yutaro and Han, Xian-Hua and "
+             "Chen, Yen-Wei and Tong, Ruofeng},\n  booktitle={ICASSP 2022 - 2022 IEEE International Conference "
+             "on Acoustics, Speech and Signal Processing (ICASSP)},\n  pages={2390--2394},\n  year={2022}\n}",
+    module=__name__,
+)
+
+
+_HAVE_ONEDNN = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+                and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+
+
+def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Float32 CPU inference in eager mode: PyTorch's own oneDNN kernels with fused ReLU can be used."""
+    if not _HAVE_ONEDNN or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return False
+    if not torch.backends.mkldnn.enabled:  # the user switched oneDNN off
+        return False
+    return (x.dtype == torch.float32 and x.device.type == "cpu"
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
+
+
+def linear(
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: Optional[torch.Tensor] = None,
+        relu: bool = False,
+) -> torch.Tensor:
+    """``F.linear`` (+ ReLU); for float32 CPU inference it calls PyTorch's oneDNN GEMM, several times
+    faster than the default BLAS GEMM on CPUs where that one is slow (e.g. MKL on AMD)."""
+    if _use_onednn(x, weight):
+        return torch.ops.mkldnn._linear_pointwise(x, weight.contiguous(), bias, "relu" if relu else "none", [], "")
+    x = F.linear(x, weight, bias)
+    return F.relu(x) if relu else x
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` running through :func:`linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+class DoubleConv(nn.Module):
+    """Residual double conv of the U-encoder/decoder.
+
+    ``y = BN(conv3x3(ReLU(BN(conv3x3(x)))))`` (no ReLU after the second BN),
+    ``out = ReLU(y + BN(conv1x1(y)))``; the 3x3 convs have no bias, the 1x1 has one.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int):
+        super().__init__()
+        self.conv1 = ConvNormAct(in_chs, out_chs, 3, padding=1)
+        self.conv2 = ConvNormAct(out_chs, out_chs, 3, padding=1, apply_act=False)
+        self.conv3 = nn.Conv2d(out_chs, out_chs, 1)
+        self.norm3 = nn.BatchNorm2d(out_chs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            x = self.conv2(self.conv1(x))
+            return F.relu(x + self.norm3(self.conv3(x)))
+        # inference: BatchNorm folded into the convs, the 1x1 conv as a GEMM over NHWC pixels
+        x = _conv_bn(x, self.conv1.conv, self.conv1.bn, relu=True)
+        x = _conv_bn(x, self.conv2.conv, self.conv2.bn)
+        w, b = _fold_bn(self.conv3.weight, self.conv3.bias, self.norm3)
+        # x + BN(conv1x1(x)) is one 1x1 conv whose weight has the identity added
+        w = w.flatten(1) + torch.eye(w.shape[0], device=w.device, dtype=w.dtype)
+        return linear(x.permute(0, 2, 3, 1), w, b, relu=True).permute(0, 3, 1, 2)
+
+
+def _fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.BatchNorm2d):
+    """Conv weight/bias with an eval-mode BatchNorm folded in."""
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    shift = bn.bias - bn.running_mean * scale
+    if bias is not None:
+        shift = shift + bias * scale
+    return weight * scale.reshape(-1, 1, 1, 1), shift
+
+
+def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = False) -> torch.Tensor:
+    """conv -> BN (-> ReLU) at inference, the BN folded into the conv."""
+    w, b = _fold_bn(conv.weight, conv.bias, bn)
+    if w.shape[-2:] == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
+        return linear(x.permute(0, 2, 3, 1), w.flatten(1), b, relu=relu).permute(0, 3, 1, 2)
+    if _use_onednn(x, w):
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, w, b, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
+            "relu" if relu else "none", [], "")
+    x = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return F.relu(x) if relu else x
+
+
+def conv_norm_relu(m: ConvNormAct, x: torch.Tensor) -> torch.Tensor:
+    """A ConvNormAct (conv-BN-ReLU), with the BN folded into the conv at inference."""
+    if m.training:
+        return m(x)
+    return _conv_bn(x, m.conv, m.bn, relu=True)
+
+
+class UNetEncoder(nn.Module):
+    """The CNN stem (official ``Stem``): three DoubleConv levels with 2x2 max-pooling after each,
+    a 1x1 conv-BN-ReLU to the transformer width, and an absolute position embedding on the
+    stride-8 token grid (official ``(1, 784, 256)`` for 224x224)."""
+
+    def __init__(self, in_chans: int, widths: Tuple[int, ...], embed_dim: int, grid_size: Tuple[int, int]):
+        super().__init__()
+        self.res1 = DoubleConv(in_chans, widths[0])
+        self.res2 = DoubleConv(widths[0], widths[1])
+        self.res3 = DoubleConv(widths[1], widths[2])
+        self.proj = ConvNormAct(widths[2], embed_dim, 1, padding=0)
+        self.grid_size = grid_size
+        self.pos_embed = nn.Parameter(torch.zeros(1, grid_size[0] * grid_size[1], embed_dim))
+
+    def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
+        f1 = self.res1(x)
+        f2 = self.res2(F.max_pool2d(f1, 2))
+        f3 = self.res3(F.max_pool2d(f2, 2))
+        return [f1, f2, f3]
+
+    def embed(self, f3: torch.Tensor) -> torch.Tensor:
+        """Stride-4 map -> stride-8 NHWC tokens with the position embedding added."""
+        x = conv_norm_relu(self.proj, F.max_pool2d(f3, 2)).permute(0, 2, 3, 1)
+        gh, gw = x.shape[1:3]
+        pos = self.pos_embed
+        if (gh, gw) != tuple(self.grid_size):
+            pos = resample_abs_pos_embed(pos, new_size=[gh, gw], old_size=list(self.grid_size), num_prefix_tokens=0)
+        return x + pos.reshape(1, gh, gw, -1)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside non-overlapping windows, scaled by 1/sqrt(head_dim).
+    Heads are contiguous channel groups, as in the official ``transpose_for_scores``."""
+
+    def __init__(self, dim: int, num_heads: int = 8):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.qkv = Linear(dim, 3 * self.num_heads * self.head_dim)
+        self.proj = Linear(self.num_heads * self.head_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (..., N, C) tokens of each window."""
+        lead, (n, _) = x.shape[:-2], x.shape[-2:]
+        qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v)
+        x = x.transpose(1, 2).reshape(*lead, n, self.num_heads * self.head_dim)
+        return self.proj(x)
+
+
+def gaussian_prior(n: int, shift: torch.Tensor, bias: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """The Gaussian axial prior ``-(shift * (i - j)^2 + bias)`` as an (n, n) additive mask."""
+    idx = torch.arange(n, device=ref.device, dtype=ref.dtype)
+    dist = (idx[None, :] - idx[:, None]) ** 2
+    return -(shift * dist + bias)
+
+
+class GaussianAxialAttention(nn.Module):
+    """Gaussian-weighted axial attention (paper Sec. 2.2, official ``Attention(axial=True)`` +
+    ``GaussianTrans``).
+
+    For the token at (r, c) of an (H, W) grid, single-head, with **no** 1/sqrt(d) scale::
+
+        out[r, c] = sum_j softmax_j(q[r,c].k[r,j] - shift*(j-c)^2 - bias) v[r, j]
+                  + sum_i softmax_i(q[r,c].k[i,c] - shift*(i-r)^2 - bias) v[i, c]
+
+    ``bias`` cancels inside each softmax; it is kept as a parameter so official weights load.
+    ``out`` is the official output Linear, which the official forward never calls: it is kept
+    for weight compatibility and left unused (see ``MTUNet.no_grad_params``).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.qkv = Linear(dim, 3 * dim)
+        self.out = Linear(dim, dim)  # unused, as officially
+        self.shift = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(-torch.ones(1))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The Gaussian-weighted row + column attention of projected (B, H, W, C) q, k, v."""
+        _, h, w, _ = q.shape
+        rows = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=gaussian_prior(w, self.shift, self.bias, q), scale=1.0)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        cols = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=gaussian_prior(h, self.shift, self.bias, q), scale=1.0)
+        return rows + cols.transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, H, W, C) -> (B, H, W, C)."""
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.attend(q, k, v)
+
+
+def pad_bottom_right_corner(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Zero-pad (B, H, W, C) at the bottom/right, then fill only the bottom-right corner block
+    with a copy of ``x[:, H - pad_h:, W - pad_w:]`` (official WinAttention quirk: the bottom and
+    right strips stay zero)."""
+    b, h, w, c = x.shape
+    top = torch.cat([x, x.new_zeros(b, h, pad_w, c)], dim=2)
+    if pad_h == 0:
+        return top
+    corner = x[:, h - pad_h:, w - pad_w:] if pad_w else x.new_zeros(b, pad_h, 0, c)
+    bottom = torch.cat([x.new_zeros(b, pad_h, w, c), corner], dim=2)
+    return torch.cat([top, bottom], dim=1)
+
+
+class LocalGlobalGaussianAttention(nn.Module):
+    """Local-global Gaussian-weighted self-attention (LGG-SA, official ``CSAttention``).
+
+    Window attention (window ``ws``) -> each window aggregated to one token by a softmax over
+    ``ws*ws`` learned weights of the window's mean (official ``DlightConv``) -> Gaussian axial
+    attention on that token grid -> bilinear upsampling x ws (align_corners=True) ->
+    1x1 conv of ``cat(global, local)`` -> crop to the input size.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, window_size: int = 4):
+        super().__init__()
+        self.window_size = window_size
+        self.local_attn = WindowAttention(dim, num_heads)
+        self.aggregate = Linear(dim, window_size * window_size)
+        self.global_attn = GaussianAxialAttention(dim)
+        self.fuse = Linear(2 * dim, dim)  # the official 1x1 conv ``queeze``
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window_size
+        pad_h, pad_w = (-h) % ws, (-w) % ws
+        if pad_h or pad_w:
+            x = pad_bottom_right_corner(x, pad_h, pad_w)
+        hp, wp = h + pad_h, w + pad_w
+        gh, gw = hp // ws, wp // ws
+        win = x.reshape(b, gh, ws, gw, ws, c).transpose(2, 3).reshape(b, gh, gw, ws * ws, c)
+        win = self.local_attn(win)
+
+        weights = self.aggregate(win.mean(dim=-2)).softmax(dim=-1)
+        tokens = (weights.unsqueeze(-1) * win).sum(dim=-2)
+        glob = self.global_attn(tokens)
+
+        local = win.reshape(b, gh, gw, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)[:, :h, :w]
+        w_glob, w_local = self.fuse.weight.split(c, dim=1)
+        # the 1x1 conv commutes with the bilinear upsampling: apply it on the small grid
+        glob = linear(glob, w_glob).permute(0, 3, 1, 2)
+        glob = F.interpolate(glob, size=(hp, wp), mode="bilinear", align_corners=True)
+        glob = glob[:, :, :h, :w].permute(0, 2, 3, 1)
+        return linear(local, w_local, self.fuse.bias) + glob
+
+
+class ExternalAttention(nn.Module):
+    """Multi-head external attention with shared memory units (official ``MEAttention``).
+
+    ``q = Linear(x)`` split into ``num_heads * expansion`` contiguous heads; ``a = q M_k^T``
+    softmaxed over the tokens, then normalised over the memory units (``a / (1e-9 + sum)``);
+    ``out = proj(a M_v)``.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, expansion: int = 4, num_memory: int = 64):
+        super().__init__()
+        hidden = dim * expansion
+        self.num_heads = num_heads * expansion
+        self.head_dim = hidden // self.num_heads
+        self.query = Linear(dim, hidden)
+        self.mem_k = Linear(self.head_dim, num_memory)
+        self.mem_v = Linear(num_memory, self.head_dim)
+        self.proj = Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        q = self.query(x).reshape(b, h * w, self.num_heads, self.head_dim)
+        attn = self.mem_k(q).softmax(dim=1)
+        attn = attn / (1e-9 + attn.sum(dim=-1, keepdim=True))
+        x = self.mem_v(attn).reshape(b, h, w, self.num_heads * self.head_dim)
+        return self.proj(x)
+
+
+class MixedTransformerBlock(nn.Module):
+    """Mixed Transformer Module (official ``EAmodule``): ``x + LGG-SA(LN(x))`` then ``x + EA(LN(x))``,
+    LayerNorm eps 1e-6, NHWC in and out."""
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int = 8,
+            window_size: int = 4,
+            ea_expansion: int = 4,
+            num_memory: int = 64,
+            drop_path: float = 0.,
+            norm_layer: Callable = nn.LayerNorm,
+    ):
+        super().__init__()
+        self.norm1 = norm_layer(dim, eps=1e-6)
+        self.attn = LocalGlobalGaussianAttention(dim, num_heads, window_size)
+        self.norm2 = norm_layer(dim, eps=1e-6)
+        self.ext_attn = ExternalAttention(dim, num_heads, ea_expansion, num_memory)
+        self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.ext_attn(self.norm2(x)))
+        return x
+
+
+class EncoderStage(nn.Module):
+    """Mixed Transformer blocks, then conv2x2/s2-BN-ReLU; the skip is the map before the downsampling."""
+
+    def __init__(self, dim: int, out_dim: int, depth: int, drop_path: List[float], **block_kwargs):
+        super().__init__()
+        self.grad_checkpointing = False
+        self.blocks = nn.Sequential(*[
+            MixedTransformerBlock(dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
+        self.downsample = ConvNormAct(dim, out_dim, 2, stride=2, padding=0)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """NHWC in; returns (downsampled NHWC, skip NCHW)."""
+        x = checkpoint_seq(self.blocks, x) if self.grad_checkpointing and not torch.jit.is_scripting() \
+            else self.blocks(x)
+        skip = x.permute(0, 3, 1, 2)
+        return conv_norm_relu(self.downsample, skip).permute(0, 2, 3, 1), skip
+
+
+class DecoderStage(nn.Module):
+    """ConvT2x2 upsampling, ``cat(upsampled, skip)``, an optional 1x1 conv back to ``in_dim // 2``,
+    then Mixed Transformer blocks."""
+
+    def __init__(self, in_dim: int, skip_dim: int, fuse: bool, depth: int, drop_path: List[float],
+                 **block_kwargs):
+        super().__init__()
+        self.grad_checkpointing = False
+        up_dim = in_dim // 2
+        self.upsample = nn.ConvTranspose2d(in_dim, up_dim, 2, stride=2)
+        self.fuse = nn.Conv2d(up_dim + skip_dim, up_dim, 1) if fuse else nn.Identity()
+        self.out_dim = up_dim if fuse else up_dim + skip_dim
+        self.blocks = nn.Sequential(*[
+            MixedTransformerBlock(self.out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """x NHWC, skip NCHW -> NHWC."""
+        x = self.upsample(x.permute(0, 3, 1, 2))
+        x = torch.cat([x, skip], dim=1).permute(0, 2, 3, 1)
+        if isinstance(self.fuse, nn.Conv2d):  # a 1x1 conv: one GEMM over the NHWC pixels
+            x = linear(x, self.fuse.weight.flatten(1), self.fuse.bias)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self.blocks, x)
+        return self.blocks(x)
+
+
+class UNetDecoder(nn.Module):
+    """The CNN decoder (official ``DecoderStem``): ConvT2x2, ``cat(encoder_feature, upsampled)``,
+    DoubleConv, three times."""
+
+    def __init__(self, in_dim: int, widths: Tuple[int, ...]):
+        super().__init__()
+        w1, w2, w3 = widths[2], widths[1], widths[0]
+        self.up1 = nn.ConvTranspose2d(in_dim, w1, 2, stride=2)
+        self.res1 = DoubleConv(2 * w1, w1)
+        self.up2 = nn.ConvTranspose2d(w1, w2, 2, stride=2)
+        self.res2 = DoubleConv(2 * w2, w2)
+        self.up3 = nn.ConvTranspose2d(w2, w3, 2, stride=2)
+        self.res3 = DoubleConv(2 * w3, w3)
+
+    def forward(self, x: torch.Tensor, features: List[torch.Tensor]) -> torch.Tensor:
+        x = self.res1(torch.cat([features[2], self.up1(x)], dim=1))
+        x = self.res2(torch.cat([features[1], self.up2(x)], dim=1))
+        x = self.res3(torch.cat([features[0], self.up3(x)], dim=1))
+        return x
+
+
+class MTUNet(nn.Module):
+    """Mixed Transformer U-Net.
+
+    forward(x) returns per-pixel logits (B, num_classes, H, W). A 1-channel input given to a
+    3-channel model is repeated to 3 channels, as officially. The position embedding fixes the
+    input to ``img_size`` unless ``dynamic_img_size=True``.
+    """
+
+    # the official axial attention's output Linear is never called by the official forward
+    no_grad_params = ("*.global_attn.out.*",)
+
+    def __init__(
+            self,
+            img_size: Union[int, Tuple[int, int]] = 224,
+            in_chans: int = 3,
+            num_classes: int = 9,
+            stem_widths: Tuple[int, ...] = (64, 128, 256),
+            embed_dims: Tuple[int, ...] = (256, 512, 1024),
+            depth: int = 2,
+            num_heads: int = 8,
+            window_size: int = 4,
+            ea_expansion: int = 4,
+            num_memory: int = 64,
+            dynamic_img_size: bool = False,
+            drop_rate: float = 0.,
+            drop_path_rate: float = 0.,
+            global_pool: str = "",
+    ):
+        """
+        Args:
+            img_size: input size the position embedding is made for (a multiple of 32).
+            in_chans: channels of the first conv (1-channel inputs are repeated when it is 3).
+            num_classes: segmentation classes (9 Synapse, 4 ACDC).
+            stem_widths: widths of the three CNN levels (stride 1, 2, 4); the CNN decoder mirrors them.
+            embed_dims: transformer encoder stage widths, the last one is the bottleneck's.
+            depth: Mixed Transformer blocks per encoder stage, bottleneck and decoder stage.
+            num_heads: window-attention heads (external attention uses ``num_heads * ea_expansion``).
+            window_size: LGG-SA window; also the bilinear upsampling factor of the global branch.
+            ea_expansion: width expansion of external attention's query.
+            num_memory: external-attention memory units.
+            dynamic_img_size: accept any input size: pad to a multiple of 32, resize the position
+                embedding, crop back (not the official behaviour; off by default).
+            drop_rate: dropout before the segmentation head.
+            drop_path_rate: stochastic depth over the transformer blocks (0 officially).
+            global_pool: unused, for timm's create_model interface.
+        """
+        super().__init__()
+        img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.reduction = 2 ** (2 + len(embed_dims))  # stride of the bottleneck
+        if img_size[0] % self.reduction or img_size[1] % self.reduction:
+            raise ValueError(f"MTUNet img_size {img_size} must be a multiple of {self.reduction}")
+        self.img_size = img_size
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.dynamic_img_size = dynamic_img_size
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        block_kwargs = dict(num_heads=num_heads, window_size=window_size, ea_expansion=ea_expansion,
+                            num_memory=num_memory)
+
+        num_stages = len(embed_dims) - 1
+        n_blocks = depth * (2 * num_stages + 1)
+        rates = [drop_path_rate * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
+        dpr = [rates[i * depth:(i + 1) * depth] for i in range(2 * num_stages + 1)]
+
+        self.stem = UNetEncoder(in_chans, stem_widths, embed_dims[0], (img_size[0] // 8, img_size[1] // 8))
+        self.feature_info = [
+            dict(num_chs=stem_widths[0], reduction=1, module="stem.res1"),
+            dict(num_chs=stem_widths[1], reduction=2, module="stem.res2"),
+            dict(num_chs=stem_widths[2], reduction=4, module="stem.res3"),
+        ]
+        self.stages = nn.ModuleList()
+        for i in range(num_stages):
+            self.stages.append(EncoderStage(embed_dims[i], embed_dims[i + 1], depth, dpr[i], **block_kwargs))
+            self.feature_info.append(dict(num_chs=embed_dims[i], reduction=8 * 2 ** i, module=f"stages.{i}"))
+        self.bottleneck = nn.Sequential(*[
+            MixedTransformerBlock(embed_dims[-1], drop_path=dpr[num_stages][i], **block_kwargs) for i in range(depth)])
+        self.feature_info.append(dict(num_chs=embed_dims[-1], reduction=self.reduction, module="bottleneck"))
+
+        self.decoder = nn.ModuleList()
+        dim = embed_dims[-1]
+        for j in range(num_stages):
+            stage = DecoderStage(dim, embed_dims[-2 - j], j < num_stages - 1, depth, dpr[num_stages + 1 + j],
+                                 **block_kwargs)
+            self.decoder.append(stage)
+            dim = stage.out_dim
+        self.decoder_stem = UNetDecoder(dim, stem_widths)
+        self.num_features = self.head_hidden_size = stem_widths[0]
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Conv2d(self.num_features, num_classes, 1) if num_classes > 0 else nn.Identity()
+
+        self.apply(self._init_weights)
+
+    def _init_weights(self, m: nn.Module):
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, UNetEncoder):
+            trunc_normal_(m.pos_embed, std=.02)
+        elif isinstance(m, GaussianAxialAttention):
+            # the official init: shift = |N(0, 1)|, bias = -|N(0, 1)|
+            with torch.no_grad():
+                m.shift.normal_().abs_()
+                m.bias.normal_().abs_().neg_()
+
+    @torch.jit.ignore
+    def no_weight_decay(self):
+        return {"stem.pos_embed"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False):
+        return dict(
+            stem=r"^stem",
+            blocks=[
+                (r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                (r"^stages\.(\d+)\.downsample", (0,)),
+                (r"^bottleneck", (90,)),
+                (r"^decoder\.(\d+)", (100,)),
+                (r"^decoder_stem", (200,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True):
+        self.grad_checkpointing = enable
+        for s in list(self.stages) + list(self.decoder):
+            s.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        self.num_classes = num_classes
+        device = self.head.weight.device if isinstance(self.head, nn.Conv2d) else None
+        self.head = nn.Conv2d(self.num_features, num_classes, 1, device=device) if num_classes > 0 \
+            else nn.Identity()
+
+    def _check_and_pad(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        check_input(x, model=self)
+        name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__
+        c = x.shape[1]
+        if c != self.in_chans and not (c == 1 and self.in_chans == 3):
+            allowed = "3 (or 1, repeated to 3)" if self.in_chans == 3 else str(self.in_chans)
+            raise ValueError(f"{name} expects input of shape (B, {allowed}, H, W), got {tuple(x.shape)}")
+        if c == 1 and self.in_chans == 3:
+            x = x.repeat(1, 3, 1, 1)
+        h, w = x.shape[-2:]
+        if (h, w) != self.img_size:
+            if not self.dynamic_img_size:
+                raise ValueError(
+                    f"{name} expects input of shape (B, {self.in_chans}, {self.img_size[0]}, {self.img_size[1]}) "
+                    f"(its position embedding fixes the size), got {tuple(x.shape)}; create it with "
+                    f"img_size={h if h == w else (h, w)} (for a multiple of {self.reduction}) or "
+                    f"dynamic_img_size=True to resize the position embedding")
+            r = self.reduction
+            pad_h, pad_w = (-h) % r, (-w) % r
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h))
+        # channels-last convs are much faster on CPU (oneDNN), and the transformer stages then
+        # get their NHWC tokens by a free permute
+        return x.contiguous(memory_format=torch.channels_last), (h, w)
+
+    def _encode(self, x: torch.Tensor, max_index: int) -> List[torch.Tensor]:
+        """The encoder levels (NCHW, padded size) up to ``max_index``."""
+        levels = self.stem.forward_levels(x)
+        if max_index < 3:
+            return levels
+        x = self.stem.embed(levels[-1])
+        for i, stage in enumerate(self.stages):
+            x, skip = stage(x)
+            levels.append(skip)
+            if max_index < 4 + i:
+                return levels
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.bottleneck, x)
+        else:
+            x = self.bottleneck(x)
+        levels.append(x.permute(0, 3, 1, 2))
+        return levels
+
+    def _decode(self, levels: List[torch.Tensor]) -> torch.Tensor:
+        n = len(self.stages)
+        x = levels[-1].permute(0, 2, 3, 1)
+        for j, stage in enumerate(self.decoder):
+            x = stage(x, levels[2 + n - j])
+        return self.decoder_stem(x.permute(0, 3, 1, 2), levels[:3])
+
+    def forward_intermediates(
+            self,
+            x: torch.Tensor,
+            indices: Optional[Union[int, List[int]]] = None,
+            norm: bool = False,
+            stop_early: bool = False,
+            output_fmt: str = "NCHW",
+            intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Encoder levels (NCHW, strides 1, 2, 4, 8, 16, 32), and the decoder output unless
+        ``intermediates_only``. The U-Net decoder needs every level, so ``stop_early`` only
+        takes effect with ``intermediates_only``."""
+        assert output_fmt == "NCHW", "Output format must be NCHW."
+        x, (h, w) = self._check_and_pad(x)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        levels = self._encode(x, max_index if intermediates_only else len(self.feature_info) - 1)
+        intermediates = []
+        for i in take_indices:
+            r = self.feature_info[i]["reduction"]
+            intermediates.append(levels[i][:, :, :-(-h // r), :-(-w // r)])
+        if intermediates_only:
+            return intermediates
+        final = self._decode(levels)[:, :, :h, :w]
+        return final, intermediates
+
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Drop the encoder parts after the last wanted level and (with ``prune_head``) the decoder."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        n = len(self.stages)
+        if max_index < 3 + n:
+            self.bottleneck = nn.Identity()
+        self.stages = self.stages[:max(0, max_index - 2)]
+        if prune_head:
+            self.decoder = nn.ModuleList()
+            self.decoder_stem = nn.Identity()
+            self.reset_classifier(0)
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The CNN decoder's output (B, stem_widths[0], H, W)."""
+        x, (h, w) = self._check_and_pad(x)
+        levels = self._encode(x, len(self.feature_info) - 1)
+        return self._decode(levels)[:, :, :h, :w]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+_DOUBLE_CONV = {"conv.0": "conv1", "conv.1": "conv2", "conv1": "conv3", "bn": "norm3"}
+_BLOCK = [
+    ("SlayerNorm.", "norm1."),
+    ("ElayerNorm.", "norm2."),
+    ("CSAttention.win_atten.attention.query_layer.", "attn.local_attn.q."),
+    ("CSAttention.win_atten.attention.key_layer.", "attn.local_attn.k."),
+    ("CSAttention.win_atten.attention.value_layer.", "attn.local_attn.v."),
+    ("CSAttention.win_atten.attention.out.", "attn.local_attn.proj."),
+    ("CSAttention.dlightconv.linear.", "attn.aggregate."),
+    ("CSAttention.global_atten.query_layer.", "attn.global_attn.q."),
+    ("CSAttention.global_atten.key_layer.", "attn.global_attn.k."),
+    ("CSAttention.global_atten.value_layer.", "attn.global_attn.v."),
+    ("CSAttention.global_atten.out.", "attn.global_attn.out."),
+    ("CSAttention.gaussiantrans.", "attn.global_attn."),
+    ("CSAttention.queeze.", "attn.fuse."),
+    ("EAttention.query_liner.", "ext_attn.query."),
+    ("EAttention.linear_0.", "ext_attn.mem_k."),
+    ("EAttention.linear_1.", "ext_attn.mem_v."),
+    ("EAttention.proj.", "ext_attn.proj."),
+]
+
+
+def _rename_official(key: str, fused_decoders: set) -> str:
+    key = re.sub(r"^stem\.model\.", "stem.", key)
+    key = key.replace("stem.trans_dim.", "stem.proj.").replace("stem.position_embedding", "stem.pos_embed")
+    key = re.sub(r"^decoder_stem\.block\.trans(\d)\.", r"decoder_stem.up\1.", key)
+    key = re.sub(r"^decoder_stem\.block\.", "decoder_stem.", key)
+    key = re.sub(r"(res\d)\.(conv\.0|conv\.1|conv1|bn)\.", lambda m: f"{m[1]}.{_DOUBLE_CONV[m[2]]}.", key)
+    key = re.sub(r"^encoder\.(\d+)\.block\.2\.", r"stages.\1.downsample.", key)
+    key = re.sub(r"^encoder\.(\d+)\.block\.(\d+)\.", r"stages.\1.blocks.\2.", key)
+    key = re.sub(r"^decoder\.(\d+)\.block\.0\.", r"decoder.\1.upsample.", key)
+
+    def _dec(m):
+        i, k = int(m[1]), int(m[2])
+        if i in fused_decoders:
+            return f"decoder.{i}.fuse." if k == 1 else f"decoder.{i}.blocks.{k - 2}."
+        return f"decoder.{i}.blocks.{k - 1}."
+
+    key = re.sub(r"^decoder\.(\d+)\.block\.(\d+)\.", _dec, key)
+    key = key.replace("SegmentationHead.", "head.")
+    for old, new in _BLOCK:
+        if old in key:
+            key = key.replace(old, new)
+            break
+    return key
+
+
+def checkpoint_filter_fn(state_dict, model: MTUNet):
+    """Official MT-UNet state_dict (plain, or wrapped) -> zoo keys; a no-op on zoo keys.
+
+    Renames the modules, fuses the query/key/value Linears into ``qkv``, squeezes the 1x1
+    ``queeze`` conv to a Linear weight, and resizes the position embedding when the model's
+    token grid differs from the checkpoint's.
+    """
+    state_dict = unwrap_state_dict(state_dict)
+    official = any(k.startswith(("stem.model.", "SegmentationHead.", "encoder.")) for k in state_dict)
+    if official:
+        fused = {int(m[1]) for k in state_dict for m in [re.match(r"^decoder\.(\d+)\.block\.1\.weight$", k)] if m}
+        out = {}
+        for k, v in state_dict.items():
+            out[_rename_official(k, fused)] = v
+        for k in [k for k in out if re.search(r"\.(local_attn|global_attn)\.q\.(weight|bias)$", k)]:
+            base, kind = k.rsplit(".q.", 1)
+            out[f"{base}.qkv.{kind}"] = torch.cat(
+                [out.pop(f"{base}.q.{kind}"), out.pop(f"{base}.k.{kind}"), out.pop(f"{base}.v.{kind}")], dim=0)
+        for k in [k for k in out if k.endswith(".attn.fuse.weight") and out[k].ndim == 4]:
+            out[k] = out[k][:, :, 0, 0]
+        state_dict = out
+    pos = state_dict.get("stem.pos_embed")
+    grid = model.stem.grid_size
+    if pos is not None and pos.shape[1] != grid[0] * grid[1]:
+        state_dict = dict(state_dict)
+        state_dict["stem.pos_embed"] = resample_abs_pos_embed(pos, new_size=list(grid), num_prefix_tokens=0)
+    return state_dict
+
+
+def _create_mtunet(variant: str, pretrained: bool = False, **kwargs) -> MTUNet:
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3, 4, 5))
+    return build_model_with_cfg(
+        MTUNet, variant, pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls="getter", flatten_sequential=True, out_indices=out_indices),
+        **kwargs,
+    )
+
+
+def _cfg(url: str = "", **kwargs):
+    return {
+        "url": url,
+        "num_classes": 9,
+        # official models take 3 channels (a 1-channel slice is repeated to 3 inside forward)
+        "input_size": (3, 224, 224),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "interpolation": "bicubic",
+        "fixed_input_size": True,
+        "mean": (0.0, 0.0, 0.0),
+        "std": (1.0, 1.0, 1.0),
+        "first_conv": "stem.res1.conv1.conv",
+        "classifier": "head",
+        "license": "mit",
+        "paper_ids": "arXiv:2111.04734",
+        "paper_name": "Mixed Transformer U-Net for Medical Image Segmentation",
+        "origin_url": "https://github.com/Dootmaan/MT-UNet",
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({
+    # The official weights are plain state_dicts on Google Drive and Zenodo (no direct URL);
+    # download them by hand and load with pretrained_cfg_overlay=dict(file=...).
+    "mtunet_synapse.synapse": _cfg(
+        num_classes=9,
+        notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
+               "1frQAK05UtiAO8rvKG9y5GXABaH70_-Hu (README 2022/01/04 update, Synapse DSC 79.20).",
+               "Input: one CT slice (B, 1, 224, 224) or repeated (B, 3, 224, 224), preprocessed as in "
+               "TransUNet's Synapse data.")),
+    "mtunet_acdc.acdc": _cfg(
+        num_classes=4,
+        notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
+               "1eo6d-d_kR0qbHBIHq49TQ1CFpPLypJUT (README 2022/01/05 update, ACDC DSC 91.61).",
+               "Input: one MR slice (B, 1, 224, 224) or repeated to 3 channels; the authors' own ACDC split.")),
+    "mtunet_test": _cfg(num_classes=4, input_size=(3, 64, 64), fixed_input_size=False, mean=(0.5, 0.5, 0.5),
+                        std=(0.5, 0.5, 0.5)),
+})
+
+
+@register_model(family="mtunet", task="segmentation", official_params=79_075_389, manifest="mtunet/mtunet_synapse",
+                reported={"synapse": dict(metric="dsc", value=79.20, dataset="synapse",
+                                          source="official README (2022/01/04 update); paper 78.59")})
+def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
+    """MT-UNet for Synapse multi-organ CT (9 classes incl. background)."""
+    model_args = dict(num_classes=9)
+    return _create_mtunet("mtunet_synapse", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model(family="mtunet", task="segmentation", official_params=79_075_064, manifest="mtunet/mtunet_acdc",
+                reported={"acdc": dict(metric="dsc", value=91.61, dataset="acdc",
+                                       source="official README (2022/01/05 update)")})
+def mtunet_acdc(pretrained: bool = False, **kwargs) -> MTUNet:
+    """MT-UNet for ACDC cardiac MR (4 classes incl. background)."""
+    model_args = dict(num_classes=4)
+    return _create_mtunet("mtunet_acdc", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+@register_model(family="mtunet", task="segmentation", test_model=True, test_sizes=[(64, 64), (50, 70)])
+def mtunet_test(pretrained: bool = False, **kwargs) -> MTUNet:
+    """Tiny MT-UNet for tests: same structure, small widths, 64x64 position grid, any input size."""
+    model_args = dict(img_size=64, num_classes=4, stem_widths=(8, 8, 16), embed_dims=(16, 32, 64),
+                      num_heads=2, num_memory=8, dynamic_img_size=True)
+    return _create_mtunet("mtunet_test", pretrained=pretrained, **dict(model_args, **kwargs))
