@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -40,7 +40,7 @@ __all__ = ["na2d", "NeighborhoodAttention2d", "na2d_reference", "na_min_size"]
 
 # query tile side; an axis of at most _DENSE_MAX positions is attended densely (one tile)
 _TILE = 8
-_DENSE_MAX = 16
+_DENSE_MAX = 20
 
 
 def na_min_size(kernel_size: int, dilation: int = 1) -> int:
@@ -79,72 +79,138 @@ def _axis_index(length: int, kernel_size: int, tile: int) -> Tuple[torch.Tensor,
     return keys, rel
 
 
-@lru_cache(maxsize=64)
-def _tile_index(
-        height: int, width: int, kernel_size: int, device: torch.device,
-) -> Tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Tile sides, halo positions per axis and the flat bias index ``[n_tiles, tile_h * tile_w, halo]``.
+class _Tiling(NamedTuple):
+    th: int  # query tile sides
+    tw: int
+    nth: int  # tiles per axis
+    ntw: int
+    q_index: Optional[torch.Tensor]  # [n_tiles * th * tw] flat query positions (None: one tile)
+    kv_index: Optional[torch.Tensor]  # [n_tiles * lh * lw] flat key-halo positions (None: one tile)
+    bias_index: torch.Tensor  # [n_tiles, th * tw, lh * lw] into the flat (2k-1)^2 table; (2k-1)^2 = outside
 
-    The bias index points into the flattened ``(2k - 1)^2`` table; ``(2k - 1)^2`` itself (one past the
-    table) marks a key outside the window, which the mask turns into ``-inf``.
+
+@lru_cache(maxsize=64)
+def _tiling(height: int, width: int, kernel_size: int, device: torch.device) -> _Tiling:
+    """Query tiles, their key halos and the bias index of a ``height x width`` map, built once per size.
+
+    The bias index points into the flattened ``[(2k - 1)^2]`` table; the value ``(2k - 1)^2`` (one past
+    the table) marks a key outside the query's window, which the mask turns into ``-inf``. Query
+    positions past the end of the map (the last tile's padding) repeat the last row / column.
     """
     k = kernel_size
     th, tw = _tile_size(height, k), _tile_size(width, k)
     hy, ry = _axis_index(height, k, th)
     hx, rx = _axis_index(width, k, tw)
+    nth, lh = hy.shape
+    ntw, lw = hx.shape
     outside = (2 * k - 1) ** 2
     # [nth, th, lh] x [ntw, tw, lw] -> [nth, ntw, th, tw, lh, lw]
     ry_ = ry[:, None, :, None, :, None]
     rx_ = rx[None, :, None, :, None, :]
     idx = ry_ * (2 * k - 1) + rx_
     idx = torch.where((ry_ < 0) | (rx_ < 0), torch.full_like(idx, outside), idx)
-    idx = idx.reshape(hy.shape[0] * hx.shape[0], th * tw, hy.shape[1] * hx.shape[1])
-    return th, tw, hy.to(device), hx.to(device), idx.to(device)
+    idx = idx.reshape(nth * ntw, th * tw, lh * lw)
+    q_index = kv_index = None
+    if nth * ntw > 1:
+        qy = torch.arange(nth * th).clamp(max=height - 1).view(nth, 1, th, 1)
+        qx = torch.arange(ntw * tw).clamp(max=width - 1).view(1, ntw, 1, tw)
+        q_index = (qy * width + qx).reshape(-1).to(device)
+        kv_index = (hy.view(nth, 1, lh, 1) * width + hx.view(1, ntw, 1, lw)).reshape(-1).to(device)
+    return _Tiling(th, tw, nth, ntw, q_index, kv_index, idx.to(device))
 
 
-def _na2d_tiled(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int,
-        rpb: Optional[torch.Tensor], scale: float,
+def _na_mask(
+        rpb: Optional[torch.Tensor], height: int, width: int, kernel_size: int, num_heads: int,
+        dtype: torch.dtype, device: torch.device,
 ) -> torch.Tensor:
-    """Dilation-1 neighborhood attention on ``(B, H, W, heads, head_dim)``."""
-    B, H, W, nh, hd = q.shape
-    th, tw, hy, hx, idx = _tile_index(H, W, kernel_size, q.device)
-    nth, lh = hy.shape
-    ntw, lw = hx.shape
-    n_tiles = nth * ntw
+    """Additive attention mask ``[1, heads * n_tiles, th * tw, lh * lw]``: the bias inside each query's
+    window, ``-inf`` outside it (zero bias when ``rpb`` is None)."""
+    t = _tiling(height, width, kernel_size, device)
+    n_tiles, tq, tk = t.bias_index.shape
+    outside = torch.full((1, 1), float("-inf"), dtype=dtype, device=device)
+    if rpb is None:
+        table = torch.cat([torch.zeros(1, (2 * kernel_size - 1) ** 2, dtype=dtype, device=device), outside], 1)
+        return table[:, t.bias_index].expand(num_heads, -1, -1, -1).reshape(1, num_heads * n_tiles, tq, tk)
+    table = torch.cat([rpb.reshape(num_heads, -1).to(dtype), outside.expand(num_heads, 1)], 1)
+    return table[:, t.bias_index].view(1, num_heads * n_tiles, tq, tk)
 
-    # additive mask per tile: bias inside each query's window, -inf outside. Tiles are folded into
-    # the heads axis, (B, n_tiles * heads, L, E), so that one mask broadcasts over the batch, which
-    # keeps SDPA on its fused CPU kernel whenever the mask needs no gradient.
-    outside = torch.full((1,), float("-inf"), dtype=q.dtype, device=q.device)
-    if rpb is not None:
-        table = torch.cat([rpb.reshape(nh, -1).to(q.dtype), outside.expand(nh, 1)], 1)
-        mask = table[:, idx].transpose(0, 1)  # [n_tiles, heads, tq, tk]
-    else:
-        table = torch.cat([q.new_zeros(1, (2 * kernel_size - 1) ** 2), outside.view(1, 1)], 1)
-        mask = table[:, idx].transpose(0, 1).expand(n_tiles, nh, -1, -1)
-    mask = mask.reshape(1, n_tiles * nh, th * tw, lh * lw)
 
-    # queries in tiles: [B, n_tiles * heads, th * tw, hd]
-    ph, pw = nth * th - H, ntw * tw - W
-    if ph or pw:
-        q = F.pad(q, (0, 0, 0, 0, 0, pw, 0, ph))
-    q = q.reshape(B, nth, th, ntw, tw, nh, hd).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, n_tiles * nh, th * tw, hd)
+def _na_heads_first(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, scale: float,
+        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Dilation-1 NA on heads-first ``(B, heads, H, W, head_dim)`` inputs; returns ``(B, H, W, heads, head_dim)``.
 
-    # key / value halos: [B, n_tiles * heads, lh * lw, hd]
-    def halo(t: torch.Tensor) -> torch.Tensor:
-        if nth != 1:
-            t = t.index_select(1, hy.reshape(-1))
-        if ntw != 1:
-            t = t.index_select(2, hx.reshape(-1))
-        t = t.view(B, nth, lh, ntw, lw, nh, hd).permute(0, 1, 3, 5, 2, 4, 6)
-        return t.reshape(B, n_tiles * nh, lh * lw, hd)
-
-    out = F.scaled_dot_product_attention(q, halo(k), halo(v), attn_mask=mask, scale=scale)
-    out = out.view(B, nth, ntw, nh, th, tw, hd).permute(0, 1, 4, 2, 5, 3, 6).reshape(B, nth * th, ntw * tw, nh, hd)
-    if ph or pw:
-        out = out[:, :H, :W]
+    Queries are gathered tile by tile and keys / values halo by halo with one ``index_select`` each,
+    in heads-major order, so that ``(B, heads, n_tiles * L, E)`` views as ``(B, heads * n_tiles, L, E)``
+    without a copy; the mask of shape ``[1, heads * n_tiles, L, S]`` then broadcasts over the batch,
+    which keeps SDPA on its fused CPU kernel whenever the mask needs no gradient.
+    """
+    B, nh, H, W, hd = q.shape
+    t = _tiling(H, W, kernel_size, q.device)
+    n_tiles, tq, tk = t.bias_index.shape
+    if mask is None:
+        mask = _na_mask(rpb, H, W, kernel_size, nh, q.dtype, q.device)
+    q, k, v = (x.reshape(B, nh, H * W, hd) for x in (q, k, v))
+    if t.q_index is not None:
+        q = q.index_select(2, t.q_index)
+        k = k.index_select(2, t.kv_index)
+        v = v.index_select(2, t.kv_index)
+    q = q.view(B, nh * n_tiles, tq, hd)
+    k = k.view(B, nh * n_tiles, tk, hd)
+    v = v.view(B, nh * n_tiles, tk, hd)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    # [B, heads, nth, ntw, th, tw, hd] -> [B, nth, th, ntw, tw, heads, hd]
+    out = out.view(B, nh, t.nth, t.ntw, t.th, t.tw, hd).permute(0, 2, 4, 3, 5, 1, 6)
+    out = out.reshape(B, t.nth * t.th, t.ntw * t.tw, nh, hd)
+    if t.nth * t.th != H or t.ntw * t.tw != W:
+        out = out[:, :H, :W].contiguous()
     return out
+
+
+def _na_dilated(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, dilation: int, scale: float,
+        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """NA with dilation on heads-first inputs ``(B, heads, H, W, head_dim)``; returns ``(B, H, W, heads, head_dim)``.
+
+    The ``d x d`` sub-grids of equal residues run as separate maps (batch entries when ``d`` divides
+    both sides, else one call per residue class). ``mask`` is only used for the divisible case.
+    """
+    d = dilation
+    if d == 1:
+        return _na_heads_first(q, k, v, kernel_size, scale, rpb, mask)
+    B, nh, H, W, hd = q.shape
+    if H % d == 0 and W % d == 0:
+        def split(t: torch.Tensor) -> torch.Tensor:
+            t = t.reshape(B, nh, H // d, d, W // d, d, hd).permute(0, 3, 5, 1, 2, 4, 6)
+            return t.reshape(B * d * d, nh, H // d, W // d, hd)
+
+        out = _na_heads_first(split(q), split(k), split(v), kernel_size, scale, rpb, mask)
+        out = out.view(B, d, d, H // d, W // d, nh, hd).permute(0, 3, 1, 4, 2, 5, 6)
+        return out.reshape(B, H, W, nh, hd)
+    out = q.new_empty(B, H, W, nh, hd)
+    for ry in range(d):
+        for rx in range(d):
+            out[:, ry::d, rx::d] = _na_heads_first(
+                q[:, :, ry::d, rx::d], k[:, :, ry::d, rx::d], v[:, :, ry::d, rx::d], kernel_size, scale, rpb)
+    return out
+
+
+def _check_args(shape: Tuple[int, ...], kernel_size: int, dilation: int, rpb: Optional[torch.Tensor]) -> None:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"na2d kernel_size must be odd and positive, got {kernel_size}")
+    if dilation < 1:
+        raise ValueError(f"na2d dilation must be >= 1, got {dilation}")
+    B, H, W, nh, hd = shape
+    if rpb is not None and tuple(rpb.shape) != (nh, 2 * kernel_size - 1, 2 * kernel_size - 1):
+        raise ValueError(f"na2d rpb must have shape {(nh, 2 * kernel_size - 1, 2 * kernel_size - 1)}, "
+                         f"got {tuple(rpb.shape)}")
+    min_side = na_min_size(kernel_size, dilation)
+    if H < min_side or W < min_side:
+        raise ValueError(
+            f"neighborhood attention with kernel_size={kernel_size}, dilation={dilation} needs a feature map "
+            f"of at least {min_side}x{min_side} (kernel_size * dilation), got {H}x{W}")
 
 
 def na2d(
@@ -174,39 +240,10 @@ def na2d(
     if q.ndim != 5 or q.shape != k.shape or q.shape != v.shape:
         raise ValueError(f"na2d expects q, k, v of equal shape (B, H, W, heads, head_dim), got "
                          f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"na2d kernel_size must be odd and positive, got {kernel_size}")
-    if dilation < 1:
-        raise ValueError(f"na2d dilation must be >= 1, got {dilation}")
-    B, H, W, nh, hd = q.shape
-    if rpb is not None and tuple(rpb.shape) != (nh, 2 * kernel_size - 1, 2 * kernel_size - 1):
-        raise ValueError(f"na2d rpb must have shape {(nh, 2 * kernel_size - 1, 2 * kernel_size - 1)}, "
-                         f"got {tuple(rpb.shape)}")
-    min_side = na_min_size(kernel_size, dilation)
-    if H < min_side or W < min_side:
-        raise ValueError(
-            f"neighborhood attention with kernel_size={kernel_size}, dilation={dilation} needs a feature map "
-            f"of at least {min_side}x{min_side} (kernel_size * dilation), got {H}x{W}")
-    scale = hd ** -0.5 if scale is None else float(scale)
-    d = dilation
-    if d == 1:
-        return _na2d_tiled(q, k, v, kernel_size, rpb, scale)
-    if H % d == 0 and W % d == 0:
-        # the d x d sub-grids become batch entries: (B, H/d, d, W/d, d, ...) -> (B * d * d, H/d, W/d, ...)
-        def split(t: torch.Tensor) -> torch.Tensor:
-            t = t.view(B, H // d, d, W // d, d, nh, hd).permute(0, 2, 4, 1, 3, 5, 6)
-            return t.reshape(B * d * d, H // d, W // d, nh, hd)
-
-        out = _na2d_tiled(split(q), split(k), split(v), kernel_size, rpb, scale)
-        out = out.view(B, d, d, H // d, W // d, nh, hd).permute(0, 3, 1, 4, 2, 5, 6)
-        return out.reshape(B, H, W, nh, hd)
-    # sub-grids of unequal sizes: one call per residue class (at most d * d calls)
-    out = q.new_empty(q.shape)
-    for ry in range(d):
-        for rx in range(d):
-            out[:, ry::d, rx::d] = _na2d_tiled(
-                q[:, ry::d, rx::d], k[:, ry::d, rx::d], v[:, ry::d, rx::d], kernel_size, rpb, scale)
-    return out
+    _check_args(tuple(q.shape), kernel_size, dilation, rpb)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    q, k, v = (x.permute(0, 3, 1, 2, 4) for x in (q, k, v))
+    return _na_dilated(q, k, v, kernel_size, dilation, scale, rpb)
 
 
 def na2d_reference(
@@ -292,10 +329,27 @@ class NeighborhoodAttention2d(nn.Module):
         self.attn_drop = attn_drop  # kept for signature compatibility; NATTEN applies it to the weights
         self.proj = nn.Linear(dim, dim, **dd)
         self.proj_drop = nn.Dropout(proj_drop)
+        self._mask_cache: Optional[Tuple[tuple, torch.Tensor]] = None
 
     @property
     def min_size(self) -> int:
         return na_min_size(self.kernel_size, self.dilation)
+
+    def _cached_mask(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> Optional[torch.Tensor]:
+        """The additive mask for this map size, reused while the bias is unchanged and needs no gradient."""
+        d = self.dilation
+        if height % d or width % d:
+            return None
+        rpb = self.rpb
+        if rpb is not None and rpb.requires_grad and torch.is_grad_enabled():
+            return None  # built inside the autograd graph, so the bias gets its gradient
+        key = (height // d, width // d, dtype, device, torch.is_inference_mode_enabled(),
+               None if rpb is None else (rpb.data_ptr(), rpb._version))
+        if self._mask_cache is None or self._mask_cache[0] != key:
+            with torch.no_grad():
+                mask = _na_mask(rpb, height // d, width // d, self.kernel_size, self.num_heads, dtype, device)
+            self._mask_cache = (key, mask)
+        return self._mask_cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
@@ -305,8 +359,11 @@ class NeighborhoodAttention2d(nn.Module):
             if pad_h or pad_w:
                 x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
         Hp, Wp = H + pad_h, W + pad_w
-        q, k, v = self.qkv(x).view(B, Hp, Wp, 3, self.num_heads, self.head_dim).unbind(3)
-        x = na2d(q, k, v, self.kernel_size, self.dilation, rpb=self.rpb, scale=self.scale)
+        _check_args((B, Hp, Wp, self.num_heads, self.head_dim), self.kernel_size, self.dilation, self.rpb)
+        # one copy to heads-first (3, B, heads, H, W, head_dim), shared by q, k and v
+        q, k, v = self.qkv(x).view(B, Hp, Wp, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5).contiguous()
+        mask = self._cached_mask(Hp, Wp, q.dtype, q.device)
+        x = _na_dilated(q, k, v, self.kernel_size, self.dilation, self.scale, rpb=self.rpb, mask=mask)
         x = x.reshape(B, Hp, Wp, C)
         if pad_h or pad_w:
             x = x[:, :H, :W]
