@@ -140,3 +140,22 @@ def test_module_builds_and_runs_on_meta():
         m = NeighborhoodAttention2d(32, 4, kernel_size=7)
         out = m(torch.empty(2, 30, 20, 32))
     assert out.shape == (2, 30, 20, 32) and out.device.type == "meta"
+
+
+def test_index_cache_built_in_inference_mode_serves_autograd_later():
+    q, kk, v = _qkv((1, 23, 26, 2, 4), dtype=torch.float32, seed=5)
+    with torch.inference_mode():
+        na2d(q, kk, v, 7)
+    q.requires_grad_()
+    na2d(q, kk, v, 7).sum().backward()
+    assert q.grad is not None
+
+    m = NeighborhoodAttention2d(8, 2, kernel_size=3)
+    x = torch.randn(1, 24, 22, 8)
+    with torch.inference_mode():
+        a = m(x)
+    with torch.no_grad():
+        b = m(x)
+    m(x).sum().backward()
+    assert m.rpb.grad is not None
+    torch.testing.assert_close(a, b)

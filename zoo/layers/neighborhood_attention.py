@@ -63,6 +63,11 @@ def _axis_index(length: int, kernel_size: int, tile: int) -> Tuple[torch.Tensor,
     window and ``-1`` outside it. Queries past the end (padding of the last tile) get the last window;
     their outputs are cropped away.
     """
+    with torch.inference_mode(False):  # cached: must stay usable by autograd later
+        return _axis_index_impl(length, kernel_size, tile)
+
+
+def _axis_index_impl(length: int, kernel_size: int, tile: int) -> Tuple[torch.Tensor, torch.Tensor]:
     k = kernel_size
     n_tiles = math.ceil(length / tile)
     halo = min(tile + k - 1, length)
@@ -97,6 +102,11 @@ def _tiling(height: int, width: int, kernel_size: int, device: torch.device) -> 
     the table) marks a key outside the query's window, which the mask turns into ``-inf``. Query
     positions past the end of the map (the last tile's padding) repeat the last row / column.
     """
+    with torch.inference_mode(False):  # cached: must stay usable by autograd later
+        return _tiling_impl(height, width, kernel_size, device)
+
+
+def _tiling_impl(height: int, width: int, kernel_size: int, device: torch.device) -> _Tiling:
     k = kernel_size
     th, tw = _tile_size(height, k), _tile_size(width, k)
     hy, ry = _axis_index(height, k, th)
