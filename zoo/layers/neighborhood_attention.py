@@ -348,7 +348,7 @@ class NeighborhoodAttention2d(nn.Module):
     def _cached_mask(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> Optional[torch.Tensor]:
         """The additive mask for this map size, reused while the bias is unchanged and needs no gradient."""
         d = self.dilation
-        if height % d or width % d:
+        if height % d or width % d or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return None
         rpb = self.rpb
         if rpb is not None and rpb.requires_grad and torch.is_grad_enabled():
