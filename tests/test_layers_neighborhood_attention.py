@@ -19,11 +19,11 @@ CASES = [
     (5, 9, 5, 1),
     (9, 11, 3, 1),
     (17, 23, 5, 1),
-    (40, 33, 7, 1),
+    (33, 26, 7, 1),
     (29, 18, 7, 1),
     (12, 15, 3, 2),
     (20, 16, 3, 2),
-    (37, 22, 5, 2),
+    (46, 23, 5, 2),  # 23-row sub-grids: tiled path with dilation
     (9, 9, 3, 3),
     (22, 25, 3, 3),
 ]
@@ -65,9 +65,9 @@ def test_na2d_kernel_equal_to_map_is_dense_attention_with_bias():
 
 @pytest.mark.parametrize("H, W, k, d", [(5, 6, 3, 1), (6, 7, 3, 2)])
 def test_na2d_gradcheck_float64(H, W, k, d):
-    q, kk, v = [t.requires_grad_() for t in _qkv((1, H, W, 2, 3), seed=3)]
+    q, kk, v = [t.requires_grad_() for t in _qkv((1, H, W, 2, 2), seed=3)]
     rpb = (0.5 * torch.randn(2, 2 * k - 1, 2 * k - 1, dtype=torch.float64)).requires_grad_()
-    assert torch.autograd.gradcheck(lambda *a: na2d(*a[:3], k, d, rpb=a[3]), (q, kk, v, rpb))
+    assert torch.autograd.gradcheck(lambda *a: na2d(*a[:3], k, d, rpb=a[3]), (q, kk, v, rpb), fast_mode=True)
 
 
 def test_na2d_gradients_match_naive_loop_on_tiled_map():
