@@ -147,7 +147,7 @@ def _na_mask(
 
 def _na_heads_first(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, scale: float,
-        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
 ) -> torch.Tensor:
     """Dilation-1 NA on heads-first ``(B, heads, H, W, head_dim)`` inputs; returns ``(B, H, W, heads, head_dim)``.
 
@@ -169,7 +169,7 @@ def _na_heads_first(
     q = q.view(B, nh * n_tiles, tq, hd)
     k = k.view(B, nh * n_tiles, tk, hd)
     v = v.view(B, nh * n_tiles, tk, hd)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
     # [B, heads, nth, ntw, th, tw, hd] -> [B, nth, th, ntw, tw, heads, hd]
     out = out.view(B, nh, t.nth, t.ntw, t.th, t.tw, hd).permute(0, 2, 4, 3, 5, 1, 6)
     out = out.reshape(B, t.nth * t.th, t.ntw * t.tw, nh, hd)
@@ -180,7 +180,7 @@ def _na_heads_first(
 
 def _na_dilated(
         q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, dilation: int, scale: float,
-        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None,
+        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
 ) -> torch.Tensor:
     """NA with dilation on heads-first inputs ``(B, heads, H, W, head_dim)``; returns ``(B, H, W, heads, head_dim)``.
 
@@ -189,21 +189,22 @@ def _na_dilated(
     """
     d = dilation
     if d == 1:
-        return _na_heads_first(q, k, v, kernel_size, scale, rpb, mask)
+        return _na_heads_first(q, k, v, kernel_size, scale, rpb, mask, dropout_p)
     B, nh, H, W, hd = q.shape
     if H % d == 0 and W % d == 0:
         def split(t: torch.Tensor) -> torch.Tensor:
             t = t.reshape(B, nh, H // d, d, W // d, d, hd).permute(0, 3, 5, 1, 2, 4, 6)
             return t.reshape(B * d * d, nh, H // d, W // d, hd)
 
-        out = _na_heads_first(split(q), split(k), split(v), kernel_size, scale, rpb, mask)
+        out = _na_heads_first(split(q), split(k), split(v), kernel_size, scale, rpb, mask, dropout_p)
         out = out.view(B, d, d, H // d, W // d, nh, hd).permute(0, 3, 1, 4, 2, 5, 6)
         return out.reshape(B, H, W, nh, hd)
     out = q.new_empty(B, H, W, nh, hd)
     for ry in range(d):
         for rx in range(d):
             out[:, ry::d, rx::d] = _na_heads_first(
-                q[:, :, ry::d, rx::d], k[:, :, ry::d, rx::d], v[:, :, ry::d, rx::d], kernel_size, scale, rpb)
+                q[:, :, ry::d, rx::d], k[:, :, ry::d, rx::d], v[:, :, ry::d, rx::d], kernel_size, scale, rpb,
+                dropout_p=dropout_p)
     return out
 
 
@@ -336,7 +337,7 @@ class NeighborhoodAttention2d(nn.Module):
             trunc_normal_(self.rpb, std=0.02)
         else:
             self.register_parameter("rpb", None)
-        self.attn_drop = attn_drop  # kept for signature compatibility; NATTEN applies it to the weights
+        self.attn_drop = float(attn_drop)  # dropout on the attention weights, in training only
         self.proj = nn.Linear(dim, dim, **dd)
         self.proj_drop = nn.Dropout(proj_drop)
         self._mask_cache: Optional[Tuple[tuple, torch.Tensor]] = None
@@ -373,7 +374,8 @@ class NeighborhoodAttention2d(nn.Module):
         # one copy to heads-first (3, B, heads, H, W, head_dim), shared by q, k and v
         q, k, v = self.qkv(x).view(B, Hp, Wp, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5).contiguous()
         mask = self._cached_mask(Hp, Wp, q.dtype, q.device)
-        x = _na_dilated(q, k, v, self.kernel_size, self.dilation, self.scale, rpb=self.rpb, mask=mask)
+        x = _na_dilated(q, k, v, self.kernel_size, self.dilation, self.scale, rpb=self.rpb, mask=mask,
+                        dropout_p=self.attn_drop if self.training else 0.0)
         x = x.reshape(B, Hp, Wp, C)
         if pad_h or pad_w:
             x = x[:, :H, :W]

@@ -202,6 +202,18 @@ def _min_input(sizes_needed: Sequence[Tuple[int, int]]) -> int:
     return max(stride * (need - 1) + 1 for stride, need in sizes_needed)
 
 
+def _prune_trunk(model: nn.Module, trunk: str, indices: Union[int, List[int]], prune_norm: bool,
+                 prune_head: bool) -> List[int]:
+    """Keep the ``trunk`` entries (stages or blocks) up to the last index asked for; optionally drop norm and head."""
+    take_indices, max_index = feature_take_indices(len(getattr(model, trunk)), indices)
+    setattr(model, trunk, getattr(model, trunk)[:max_index + 1])
+    if prune_norm:
+        model.norm = nn.Identity()
+    if prune_head:
+        model.reset_classifier(0, "")
+    return take_indices
+
+
 class NAT(nn.Module):
     """Hierarchical Neighborhood Attention Transformer (arXiv:2204.07143)."""
 
@@ -355,13 +367,7 @@ class NAT(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.stages), indices)
-        self.stages = self.stages[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, "")
-        return take_indices
+        return _prune_trunk(self, "stages", indices, prune_norm, prune_head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
@@ -484,13 +490,7 @@ class NATIsotropic(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
-        if prune_norm:
-            self.norm = nn.Identity()
-        if prune_head:
-            self.reset_classifier(0, "")
-        return take_indices
+        return _prune_trunk(self, "blocks", indices, prune_norm, prune_head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
