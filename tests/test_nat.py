@@ -8,7 +8,7 @@ import zoo
 from zoo.models.nat import NAT, NATIsotropic, checkpoint_filter_fn
 from zoo.registry import model_entry
 
-from _shared import bundle_state_dict, load_bundle, manifest, tolerance
+from _shared import ROOT, bundle_state_dict, load_bundle, manifest, tolerance
 
 VARIANTS = ["nat_mini", "nat_tiny", "nat_small", "nat_base", "nat_isotropic_small", "nat_isotropic_base"]
 HF_VARIANTS = ["nat_mini", "nat_tiny", "nat_small", "nat_base"]
@@ -134,10 +134,7 @@ def test_hugging_face_layout_gives_the_same_model(case):
 def test_pretrained_file_goes_through_the_filter(tmp_path):
     model = zoo.create_model("nat_test")
     sd = model.state_dict()
-    official = {}
-    for k, v in sd.items():  # write the file in the official layout
-        k = re.sub(r"^stages\.(\d+)\.downsample", lambda m: f"levels.{int(m[1]) - 1}.downsample", k)
-        official[k.replace("stages.", "levels.").replace("head.fc.", "head.")] = v + 1
+    official = {k: v + 1 for k, v in _zoo_to_official(sd).items()}  # the file in the official layout
     path = tmp_path / "nat_test_official.pth"
     torch.save({"model": official}, path)
     loaded = zoo.create_model("nat_test", checkpoint_path=str(path))
@@ -214,3 +211,47 @@ def test_test_model_contract(name):
     assert m(torch.randn(1, 3, H, W)).shape == (1, m.num_features)
     assert zoo.create_model(name, in_chans=1)(torch.randn(1, 1, H, W)).shape == (1, 1000)
     assert any(n.endswith("rpb") for n in m.no_weight_decay())
+
+
+def _zoo_to_official(sd):
+    out = {}
+    for k, v in sd.items():
+        k = re.sub(r"^stages\.(\d+)\.downsample", lambda m: f"levels.{int(m[1]) - 1}.downsample", k)
+        out[k.replace("stages.", "levels.").replace("head.fc.", "head.")] = v
+    return out
+
+
+_HUB_SCRIPT = r"""
+import os, sys, torch
+os.environ["HF_HUB_CACHE"] = sys.argv[1]
+os.environ["HF_HUB_OFFLINE"] = "1"
+sys.path.insert(0, sys.argv[2])
+import zoo
+from test_nat import _to_hf_layout, _zoo_to_official
+ref = zoo.create_model("nat_test", num_classes=10)
+repo = os.path.join(sys.argv[1], "models--shi-labs--nat-test-in1k-224")
+snap = os.path.join(repo, "snapshots", "0" * 40)
+os.makedirs(snap)
+os.makedirs(os.path.join(repo, "refs"))
+with open(os.path.join(repo, "refs", "main"), "w") as f:
+    f.write("0" * 40)
+torch.save(_to_hf_layout(_zoo_to_official(ref.state_dict())), os.path.join(snap, "pytorch_model.bin"))
+m = zoo.create_model("nat_test", pretrained=True, num_classes=10, pretrained_cfg_overlay=dict(
+    hf_hub_id="shi-labs/nat-test-in1k-224", hf_hub_filename="pytorch_model.bin", url="", num_classes=10))
+bad = [k for k, v in m.state_dict().items() if not torch.equal(v, ref.state_dict()[k])]
+print("MISMATCH", bad) if bad else print("OK")
+"""
+
+
+def test_hugging_face_hub_file_loads_through_timm(tmp_path):
+    """A transformers-layout pytorch_model.bin in a local (offline) Hub cache, loaded by timm's own hub path."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "hub_load.py"
+    script.write_text(_HUB_SCRIPT)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "hub"), str(ROOT / "tests")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip().endswith("OK"), res.stdout + res.stderr
