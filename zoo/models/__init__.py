@@ -5,3 +5,4 @@ from . import shunted  # noqa: F401
 from . import uniformer  # noqa: F401
 from . import vitdet  # noqa: F401
 from zoo.models import mtunet  # noqa: F401
+from . import nat  # noqa: F401
