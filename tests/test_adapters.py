@@ -10,11 +10,11 @@ import zoo
 from zoo.adapters import FPN, SimpleFeaturePyramid, create_pyramid
 
 
-# One plain backbone (ViTDet, through its own simple feature pyramid) and one hierarchical zoo family
-# (through an FPN on its four stages).
+# One plain backbone (ViTDet, through its own simple feature pyramid) and one hierarchical zoo family (NAT,
+# the DESIGN example, through an FPN on its four stages).
 BACKBONES = {
     "vitdet_test": lambda out_channels: create_pyramid("vitdet_test", out_channels=out_channels),
-    "mixformer_test": lambda out_channels: create_pyramid("mixformer_test", out_channels=out_channels),
+    "nat_test": lambda out_channels: create_pyramid("nat_test", out_channels=out_channels),
 }
 
 
