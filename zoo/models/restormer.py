@@ -14,7 +14,6 @@ as the official test scripts do, and the output is cropped back. The output is n
 official scripts clamp to ``[0, 1]`` afterwards, which :func:`zoo.restore.restore` does by default
 (and it restores large images tile by tile).
 """
-from __future__ import annotations
 
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -31,7 +30,7 @@ from zoo.layers.ffn import GatedDconvFFN
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
 
-__all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "ChannelLayerNorm"]
+__all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "RestormerBlocks", "ChannelLayerNorm"]
 
 register_family(
     "restormer",
@@ -108,8 +107,8 @@ class MultiDconvHeadTransposedAttention(nn.Module):
         qkv = self.qkv_dwconv(self.qkv(x)).reshape(B, 3, self.num_heads, C // self.num_heads, H * W)
         q, k, v = qkv.unbind(1)
         # F.normalize semantics (norm clamped at 1e-12), with the temperature in the same pass
-        q = q * (self.temperature / q.norm(dim=-1, keepdim=True).clamp_min(1e-12))
-        k = k / k.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        q = q * (self.temperature / torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_min(1e-12))
+        k = k / torch.linalg.vector_norm(k, dim=-1, keepdim=True).clamp_min(1e-12)
         x = F.scaled_dot_product_attention(q, k, v, scale=1.0)
         return self.project_out(x.reshape(B, C, H, W))
 
@@ -170,8 +169,19 @@ class Upsample(nn.Module):
         return self.body(x)
 
 
-def _blocks(depth: int, dim: int, num_heads: int, **kwargs) -> nn.Sequential:
-    return nn.Sequential(*[RestormerBlock(dim, num_heads, **kwargs) for _ in range(depth)])
+class RestormerBlocks(nn.Sequential):
+    """A run of :class:`RestormerBlock` at one level (keys ``<level>.<i>.*`` as in the official code)."""
+
+    def __init__(self, depth: int, dim: int, num_heads: int, **kwargs: Any):
+        super().__init__(*[RestormerBlock(dim, num_heads, **kwargs) for _ in range(depth)])
+        self.grad_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_seq(self, x)  # runs the children, not this forward
+        for blk in self:
+            x = blk(x)
+        return x
 
 
 class Restormer(nn.Module):
@@ -241,24 +251,24 @@ class Restormer(nn.Module):
         blk = dict(ffn_expansion_factor=ffn_expansion_factor, bias=bias, norm_bias=norm_bias)
 
         self.patch_embed = OverlapPatchEmbed(in_chans, embed_dim)
-        self.encoder_level1 = _blocks(depths[0], dims[0], num_heads[0], **blk)
+        self.encoder_level1 = RestormerBlocks(depths[0], dims[0], num_heads[0], **blk)
         self.down1_2 = Downsample(dims[0])
-        self.encoder_level2 = _blocks(depths[1], dims[1], num_heads[1], **blk)
+        self.encoder_level2 = RestormerBlocks(depths[1], dims[1], num_heads[1], **blk)
         self.down2_3 = Downsample(dims[1])
-        self.encoder_level3 = _blocks(depths[2], dims[2], num_heads[2], **blk)
+        self.encoder_level3 = RestormerBlocks(depths[2], dims[2], num_heads[2], **blk)
         self.down3_4 = Downsample(dims[2])
-        self.latent = _blocks(depths[3], dims[3], num_heads[3], **blk)
+        self.latent = RestormerBlocks(depths[3], dims[3], num_heads[3], **blk)
 
         self.up4_3 = Upsample(dims[3])
         self.reduce_chan_level3 = nn.Conv2d(dims[3], dims[2], 1, bias=bias)
-        self.decoder_level3 = _blocks(depths[2], dims[2], num_heads[2], **blk)
+        self.decoder_level3 = RestormerBlocks(depths[2], dims[2], num_heads[2], **blk)
         self.up3_2 = Upsample(dims[2])
         self.reduce_chan_level2 = nn.Conv2d(dims[2], dims[1], 1, bias=bias)
-        self.decoder_level2 = _blocks(depths[1], dims[1], num_heads[1], **blk)
+        self.decoder_level2 = RestormerBlocks(depths[1], dims[1], num_heads[1], **blk)
         self.up2_1 = Upsample(dims[1])
         # no channel reduction at level 1: the decoder works on the concatenation (2 * embed_dim)
-        self.decoder_level1 = _blocks(depths[0], dims[1], num_heads[0], **blk)
-        self.refinement = _blocks(num_refinement_blocks, dims[1], num_heads[0], **blk)
+        self.decoder_level1 = RestormerBlocks(depths[0], dims[1], num_heads[0], **blk)
+        self.refinement = RestormerBlocks(num_refinement_blocks, dims[1], num_heads[0], **blk)
         self.skip_conv = nn.Conv2d(dims[0], dims[1], 1, bias=bias) if dual_pixel_task else None
         self.output = nn.Conv2d(dims[1], out_chans, 3, padding=1, bias=bias)
 
@@ -288,6 +298,9 @@ class Restormer(nn.Module):
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
+        for m in self.modules():
+            if isinstance(m, RestormerBlocks):
+                m.grad_checkpointing = enable
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set:
@@ -301,6 +314,7 @@ class Restormer(nn.Module):
         if num_classes:
             raise ValueError("Restormer is a restoration model without a classifier")
 
+    @torch.jit.ignore
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans)
 
@@ -315,29 +329,24 @@ class Restormer(nn.Module):
             x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         return x
 
-    def _run(self, blocks: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_seq(blocks, x)
-        return blocks(x)
-
     def _encode(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Shallow features and the outputs of encoder levels 1-3 and the latent level."""
         emb = self.patch_embed(x)
-        enc1 = self._run(self.encoder_level1, emb)
-        enc2 = self._run(self.encoder_level2, self.down1_2(enc1))
-        enc3 = self._run(self.encoder_level3, self.down2_3(enc2))
-        latent = self._run(self.latent, self.down3_4(enc3))
+        enc1 = self.encoder_level1(emb)
+        enc2 = self.encoder_level2(self.down1_2(enc1))
+        enc3 = self.encoder_level3(self.down2_3(enc2))
+        latent = self.latent(self.down3_4(enc3))
         return [emb, enc1, enc2, enc3, latent]
 
-    def _decode(self, emb: torch.Tensor, enc1: torch.Tensor, enc2: torch.Tensor, enc3: torch.Tensor,
-                latent: torch.Tensor) -> torch.Tensor:
+    def _decode(self, levels: List[torch.Tensor]) -> torch.Tensor:
         """Deep features F_r at full resolution (2 * embed_dim), what the output conv reads."""
+        emb, enc1, enc2, enc3, latent = levels[0], levels[1], levels[2], levels[3], levels[4]
         x = self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], dim=1))
-        x = self._run(self.decoder_level3, x)
+        x = self.decoder_level3(x)
         x = self.reduce_chan_level2(torch.cat([self.up3_2(x), enc2], dim=1))
-        x = self._run(self.decoder_level2, x)
-        x = self._run(self.decoder_level1, torch.cat([self.up2_1(x), enc1], dim=1))
-        x = self._run(self.refinement, x)
+        x = self.decoder_level2(x)
+        x = self.decoder_level1(torch.cat([self.up2_1(x), enc1], dim=1))
+        x = self.refinement(x)
         if self.skip_conv is not None:
             x = x + self.skip_conv(emb)
         return x
@@ -366,7 +375,7 @@ class Restormer(nn.Module):
             intermediates.append(levels[i + 1][..., :-(-H // r), :-(-W // r)])
         if intermediates_only:
             return intermediates
-        final = self._decode(*levels)[..., :H, :W]
+        final = self._decode(levels)[..., :H, :W]
         return final, intermediates
 
     def prune_intermediate_layers(
@@ -384,13 +393,13 @@ class Restormer(nn.Module):
         (for dual-pixel, with the shallow-feature skip added)."""
         self._check(x)
         H, W = x.shape[-2:]
-        return self._decode(*self._encode(self._pad(x)))[..., :H, :W]
+        return self._decode(self._encode(self._pad(x)))[..., :H, :W]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         H, W = x.shape[-2:]
         x = self._pad(x)
-        out = self.output(self._decode(*self._encode(x)))
+        out = self.output(self._decode(self._encode(x)))
         if not self.dual_pixel_task:
             out = out + x
         return out[..., :H, :W]
