@@ -1,8 +1,8 @@
 """Restormer: official parity, checkpoint conversion, any-size input, tiled restore, errors."""
-import math
 import re
 
 import pytest
+import timm
 import torch
 import torch.nn.functional as F
 
@@ -80,13 +80,12 @@ def test_checkpoint_filter_maps_every_official_key(name, wrapped):
 
 
 def test_pretrained_cfgs_name_official_releases_and_metrics():
-    tags = {t for t in timm_tags("restormer_*")}
+    tags = set(timm.list_pretrained("restormer_*"))
     expected = {
         "restormer_deraining.rain13k", "restormer_motion_deblurring.gopro", "restormer_defocus_deblurring.dpdd",
         "restormer_defocus_deblurring_dual_pixel.dpdd", "restormer_real_denoising.sidd",
     } | {f"restormer_denoising_{c}.{t}" for c in ("color", "gray") for t in ("blind", "sigma15", "sigma25", "sigma50")}
     assert expected <= tags
-    import timm
     for name_tag in expected:
         name, tag = name_tag.split(".")
         cfg = timm.models.get_pretrained_cfg(name_tag).to_dict()
@@ -97,11 +96,6 @@ def test_pretrained_cfgs_name_official_releases_and_metrics():
     assert timm.models.get_pretrained_cfg("restormer_denoising_gray.sigma50").url.endswith(
         "gaussian_gray_denoising_sigma50.pth")
     assert timm.models.get_pretrained_cfg("restormer_defocus_deblurring_dual_pixel.dpdd").input_size[0] == 6
-
-
-def timm_tags(pattern):
-    import timm
-    return timm.list_pretrained(pattern)
 
 
 # ---------------------------------------------------------------- official parity
