@@ -128,7 +128,7 @@ def test_official_checkpoint_file_loads_through_create_model(tmp_path):
 
 # ---------------------------------------------------------------- any size, channels, errors
 
-@pytest.mark.parametrize("size", [(27, 45), (16, 16), (5, 3), (1, 1)])
+@pytest.mark.parametrize("size", [(27, 45), (16, 16), (5, 3), (4, 9), (1, 1)])
 def test_any_size_pads_reflect_and_crops_like_the_official_script(size):
     m = _test_model().double()
     x = torch.rand(2, 3, *size, dtype=torch.float64)

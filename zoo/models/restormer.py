@@ -28,6 +28,7 @@ from timm.models._features import feature_take_indices
 from zoo.hub import unwrap_state_dict
 from zoo.layers.ffn import GatedDconvFFN
 from zoo.registry import register_family, register_model
+from zoo.restore import pad_to_multiple
 from zoo.validation import check_input
 
 __all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "RestormerBlocks", "ChannelLayerNorm"]
@@ -319,15 +320,7 @@ class Restormer(nn.Module):
         check_input(x, model=self, in_chans=self.in_chans)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        pad_h = (-H) % self.pad_multiple
-        pad_w = (-W) % self.pad_multiple
-        if pad_h or pad_w:
-            # reflect as the official test scripts; a side too short to reflect (H < 5 or so, where
-            # the official scripts fail) is replicated instead
-            mode = "reflect" if pad_h < H and pad_w < W else "replicate"
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-        return x
+        return pad_to_multiple(x, self.pad_multiple)
 
     def _encode(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Shallow features and the outputs of encoder levels 1-3 and the latent level."""
