@@ -40,19 +40,33 @@ def _naive_gdfn(m, x):
     return _conv1x1(_gelu(h[:, :n]) * h[:, n:], m.project_out.weight, b(m.project_out))
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["plain", "chunked"])
 @pytest.mark.parametrize("dim,ratio,bias,size", [
-    (6, 2.66, False, (7, 5)),     # hidden int(6 * 2.66) = 15: truncation, odd map
+    (6, 2.66, False, (7, 5)),     # hidden int(6 * 2.66) = 15: truncation, odd map, uneven chunks
     (8, 2.0, True, (1, 9)),       # a one-pixel-high map: every tap but the centre row is padding
     (5, 2.66, True, (12, 3)),
 ])
-def test_gdfn_matches_naive_reference(dim, ratio, bias, size):
+def test_gdfn_matches_naive_reference(dim, ratio, bias, size, chunked):
     torch.manual_seed(0)
     m = GatedDconvFFN(dim, ratio, bias=bias).double()
+    m.chunk_min_pixels = 0 if chunked else None
     for p in m.parameters():
         torch.nn.init.uniform_(p, -0.5, 0.5)
     x = torch.randn(2, dim, *size, dtype=torch.float64)
     with torch.no_grad():
         assert (m(x) - _naive_gdfn(m, x)).abs().max().item() < 1e-12
+
+
+def test_gdfn_chunks_only_large_maps_without_gradients():
+    m = GatedDconvFFN(4, 2.66)
+    calls = []
+    m._forward_chunked = lambda x: calls.append(x.shape) or x
+    x = torch.randn(1, 4, 128, 128)
+    m(x)                      # gradients on: plain form
+    with torch.no_grad():
+        m(x[..., :64, :64])   # small map: plain form
+        m(x)                  # large map without gradients: chunked
+    assert calls == [x.shape]
 
 
 def test_gdfn_hidden_width_truncates_like_official():

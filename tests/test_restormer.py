@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo
+from zoo.layers.ffn import GatedDconvFFN
 from zoo.models.restormer import Restormer, checkpoint_filter_fn
 from zoo.registry import model_entry
 from zoo.restore import restore, tile_starts
@@ -100,10 +101,14 @@ def test_pretrained_cfgs_name_official_releases_and_metrics():
 
 # ---------------------------------------------------------------- official parity
 
+@pytest.mark.parametrize("chunked_ffn", [False, True], ids=["plain", "chunked"])
 @pytest.mark.parametrize("case", BUNDLES)
-def test_parity_with_official_bundle(case):
+def test_parity_with_official_bundle(case, chunked_ffn):
     b = load_bundle("restormer", case)
     m = Restormer(**_zoo_kwargs(b["meta"]["official_kwargs"])).double().eval()
+    for mod in m.modules():  # the low-memory GDFN path normally starts at 128x128 maps
+        if isinstance(mod, GatedDconvFFN):
+            mod.chunk_min_pixels = 0 if chunked_ffn else None
     m.load_state_dict(checkpoint_filter_fn(bundle_state_dict(b), m), strict=True)
     captured = {}
     for name in b["meta"].get("features", {}):
