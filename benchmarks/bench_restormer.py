@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 keeps CPU time meaningful on a shared machine")
     ap.add_argument("--no-untiled", action="store_true", help="skip whole-image runs (memory-hungry at 1024)")
+    ap.add_argument("--no-tiled", action="store_true", help="skip tiled runs")
     ap.add_argument("--child", nargs=3, metavar=("IMPL", "SIZE", "TILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -89,7 +90,8 @@ def main() -> None:
         return
 
     impls = ["zoo"] + (["official"] if args.official else [])
-    cases = [(s, t) for s in args.sizes for t in ([] if args.no_untiled else [0]) + [args.tile]]
+    modes = ([] if args.no_untiled else [0]) + ([] if args.no_tiled else [args.tile])
+    cases = [(s, t) for s in args.sizes for t in modes]
     print(f"restormer_motion_deblurring, float32, batch 1, {args.threads} threads, "
           f"{args.rounds} rounds x {args.repeats} repeats; best wall and CPU seconds, "
           f"peak MB = max RSS - RSS before the forward (median)")
