@@ -6,3 +6,4 @@ from . import uniformer  # noqa: F401
 from . import vitdet  # noqa: F401
 from zoo.models import mtunet  # noqa: F401
 from . import nat  # noqa: F401
+from . import restormer  # noqa: F401
