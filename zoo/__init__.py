@@ -8,6 +8,8 @@
 Importing zoo registers every zoo model with timm, so ``timm.create_model`` knows them too.
 """
 from . import models as _models  # noqa: F401  (registers every family with timm)
+from . import adapters  # noqa: F401
+from .restore import restore
 from .segmenter import create_segmentation_processor, create_segmenter
 from .registry import (
     create_model,
@@ -22,5 +24,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "create_model", "list_models", "list_pretrained", "list_families", "family_info", "model_info",
-    "create_segmenter", "create_segmentation_processor", "__version__",
+    "create_segmenter", "create_segmentation_processor", "restore", "adapters", "__version__",
 ]

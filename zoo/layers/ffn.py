@@ -1,34 +1,31 @@
-"""Depthwise-convolution feed-forward networks on channels-last maps.
+"""Depthwise-convolution feed-forward networks.
 
 :class:`DetailSpecificFFN` is the detail-specific feed-forward layer of the Shunted Transformer
-(Ren et al., CVPR 2022, arXiv:2111.15193, Sec. 3.3)::
+(Ren et al., CVPR 2022, arXiv:2111.15193, Sec. 3.3), on channels-last maps::
 
     h = fc1(x)                       # Linear C -> hidden
     FFN(x) = fc2(act(h + DW(h)))     # DW: depthwise 3x3 with bias over the hidden map
 
 i.e. the PVTv2 convolutional FFN with the depthwise conv made residual, so that it adds local
-detail to the hidden features instead of replacing them. The residual around the whole layer and
-the normalisation belong to the caller's block.
-"""
-from __future__ import annotations
-
-"""Depthwise-convolution feed-forward networks on channels-first maps.
+detail to the hidden features instead of replacing them.
 
 :class:`GatedDconvFFN` is the gated-Dconv feed-forward network (GDFN) of Restormer (Zamir et al.,
-CVPR 2022, arXiv:2111.09881, Sec. 3.2, Eq. 5-6)::
+CVPR 2022, arXiv:2111.09881, Sec. 3.2, Eq. 5-6), on channels-first maps::
 
     X1, X2 = split(W_d W_p0 LN(X))           # 1x1 conv to 2*hidden, depthwise 3x3, two halves
     GDFN(X) = W_p1 (act(X1) * X2)            # gate with GELU, 1x1 conv back to dim
 
-with ``hidden = int(dim * expansion_ratio)`` (2.66 in every released Restormer). The residual and
-the normalisation belong to the caller's block.
+with ``hidden = int(dim * expansion_ratio)`` (2.66 in every released Restormer). Inference on large
+maps is chunked over the hidden channels: each chunk of gate/value channels is projected, filtered,
+gated and projected back on its own, and the partial outputs are summed. The hidden activations
+(5.3x the input, twice, at the peak of the plain form) then never exist whole, which cuts the peak
+memory of a whole-image forward; the arithmetic is the same up to the order of the final sums.
+With gradients enabled the plain form runs.
 
-Inference on large maps is chunked over the hidden channels: each chunk of gate/value channels is
-projected, filtered, gated and projected back on its own, and the partial outputs are summed. The
-hidden activations (5.3x the input, twice, at the peak of the plain form) then never exist whole,
-which cuts the peak memory of a whole-image forward; the arithmetic is the same up to the order of
-the final sums. With gradients enabled the plain form runs.
+In both, the residual around the whole layer and the normalisation belong to the caller's block.
 """
+from __future__ import annotations
+
 import math
 from typing import Optional, Type
 
@@ -36,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DetailSpecificFFN"]
+__all__ = ["DetailSpecificFFN", "GatedDconvFFN"]
 
 
 class DetailSpecificFFN(nn.Module):
@@ -80,7 +77,6 @@ class DetailSpecificFFN(nn.Module):
                      groups=self.dwconv.groups).permute(0, 2, 3, 1)
         x = self.drop1(self.act(x))
         return self.drop2(self.fc2(x))
-__all__ = ["GatedDconvFFN"]
 
 
 class GatedDconvFFN(nn.Module):
