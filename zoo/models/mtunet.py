@@ -77,7 +77,9 @@ def linear(
     """``F.linear`` (+ ReLU); for float32 CPU inference it calls PyTorch's oneDNN GEMM, several times
     faster than the default BLAS GEMM on CPUs where that one is slow (e.g. MKL on AMD)."""
     if _use_onednn(x, weight):
-        return torch.ops.mkldnn._linear_pointwise(x, weight.contiguous(), bias, "relu" if relu else "none", [], "")
+        # ReLU stays a separate in-place op: oneDNN's fused ReLU maps NaN to 0, torch.relu keeps it
+        x = torch.ops.mkldnn._linear_pointwise(x, weight.contiguous(), bias, "none", [], "")
+        return x.relu_() if relu else x
     x = F.linear(x, weight, bias)
     return F.relu(x) if relu else x
 
@@ -131,9 +133,9 @@ def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = 
     if w.shape[-2:] == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
         return linear(x.permute(0, 2, 3, 1), w.flatten(1), b, relu=relu).permute(0, 3, 1, 2)
     if _use_onednn(x, w):
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, w, b, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups,
-            "relu" if relu else "none", [], "")
+        x = torch.ops.mkldnn._convolution_pointwise(
+            x, w, b, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, "none", [], "")
+        return x.relu_() if relu else x  # not fused: oneDNN's fused ReLU maps NaN to 0
     x = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
     return F.relu(x) if relu else x
 
@@ -569,8 +571,10 @@ class MTUNet(nn.Module):
                     f"(its position embedding fixes the size), got {tuple(x.shape)}; create it with "
                     f"img_size={h if h == w else (h, w)} (for a multiple of {self.reduction}) or "
                     f"dynamic_img_size=True to resize the position embedding")
+            # padded sides are multiples of the reduction and at least two reduction steps, the
+            # smallest map whose deepest level still has the 2x2 tokens the decoder upsamples from
             r = self.reduction
-            pad_h, pad_w = (-h) % r, (-w) % r
+            pad_h, pad_w = max((-h) % r, 2 * r - h), max((-w) % r, 2 * r - w)
             if pad_h or pad_w:
                 x = F.pad(x, (0, pad_w, 0, pad_h))
         # channels-last convs are much faster on CPU (oneDNN), and the transformer stages then
