@@ -76,6 +76,16 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
     return rows
 
 
+def _pyramid_levels(name: str) -> int:
+    """Distinct strides of the model's features (4 for a hierarchical pyramid)."""
+    import timm
+    import torch
+
+    with torch.device("meta"):
+        info = getattr(timm.create_model(name), "feature_info", None) or []
+    return len({f["reduction"] for f in info})
+
+
 def _fmt_params(n: Optional[int]) -> str:
     return "-" if n is None else f"{n:,}"
 
@@ -149,6 +159,13 @@ def render_card(family: str) -> str:
     ]
     if with_features:
         usage += [f'features = zoo.create_model("{first}", features_only=True)  # NCHW maps + feature_info']
+    if any(r["task"] in ("classification", "dense") and _pyramid_levels(r["name"]) >= 4 for r in rows):
+        usage += [
+            "# detection: torchvision.models.detection.MaskRCNN(pyramid, num_classes=91)",
+            f'pyramid = zoo.adapters.create_pyramid("{first}")',
+            "# universal segmentation (pip install 'zoo[seg]'): Mask2Former / MaskFormer of transformers",
+            f'segmenter = zoo.create_segmenter("{first}", head="mask2former", num_labels=150)',
+        ]
     usage += ["```"]
     lines = [
         "---",
