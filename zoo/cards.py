@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .registry import family_info, input_shape, list_families, list_models, model_entry, pretrained_tags
+from .registry import family_info, list_families, list_models, measure, model_entry, pretrained_tags
 
 __all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "write_cards", "check_cards",
            "render_markdown_table", "embed_in_readme", "README_TABLE_START", "README_TABLE_END"]
@@ -38,23 +38,6 @@ def shipped_families() -> List[str]:
     return [f for f in list_families() if family_info(f).module.startswith("zoo.models")]
 
 
-def _count(name: str) -> Dict[str, Any]:
-    import timm
-    import torch
-
-    from .flops import count_macs
-
-    with torch.device("meta"):
-        model = timm.create_model(name)
-    params = sum(p.numel() for p in model.parameters())
-    input_size = input_shape(name)
-    try:
-        gmacs: Optional[float] = count_macs(model, input_size=input_size, device="meta") / 1e9
-    except Exception:  # data-dependent ops cannot run on meta
-        gmacs = None
-    return dict(params=params, gmacs=gmacs, input_size=input_size)
-
-
 def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None) -> List[Dict[str, Any]]:
     """Measured and official facts per public variant, for cards and the README table."""
     if names is None:
@@ -63,7 +46,8 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
     for name in names:
         entry = model_entry(name)
         row = dict(name=name, family=entry.family, task=entry.task, official_params=entry.official_params,
-                   official_source=entry.official_source, **_count(name))
+                   official_source=entry.official_source,
+                   **{k: v for k, v in measure(name).items() if k in ('params', 'gmacs', 'input_size')})
         row["match"] = None if entry.official_params is None else row["params"] == entry.official_params
         tags = []
         for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
@@ -78,12 +62,7 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
 
 def _pyramid_levels(name: str) -> int:
     """Distinct strides of the model's features (4 for a hierarchical pyramid)."""
-    import timm
-    import torch
-
-    with torch.device("meta"):
-        info = getattr(timm.create_model(name), "feature_info", None) or []
-    return len({f["reduction"] for f in info})
+    return len({f["reduction"] for f in measure(name)["feature_info"]})
 
 
 def _fmt_params(n: Optional[int]) -> str:

@@ -82,8 +82,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
     import torch
     from tqdm import tqdm
 
-    from .flops import count_macs
-    from .registry import input_shape, model_entry
+    from .registry import measure, model_entry
 
     rows = []
     bar = tqdm(names, desc="zoo table", unit="model", disable=not progress, file=sys.stderr)
@@ -93,13 +92,11 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
         row: Dict[str, Any] = dict(name=name, family=entry.family, task=entry.task,
                                    official_params=entry.official_params, error=None)
         try:
-            with torch.device("meta"):
-                meta_model = timm.create_model(name)
-            row["params"] = sum(p.numel() for p in meta_model.parameters())
-            input_size = input_shape(name)
-            row["input_size"] = input_size
-            row["gmacs"] = count_macs(meta_model, input_size=input_size, device="meta") / 1e9
-            del meta_model
+            counted = measure(name)
+            if counted["gmacs_error"]:
+                raise RuntimeError(f"counting MACs on meta: {counted['gmacs_error']}")
+            row.update(params=counted["params"], input_size=counted["input_size"], gmacs=counted["gmacs"])
+            input_size = counted["input_size"]
             if quick:
                 row["forward"] = "skipped (--quick)"
             else:

@@ -215,7 +215,7 @@ def _family_filter(name: str):
     return getattr(mod, "checkpoint_filter_fn", None)
 
 
-def _expected_shapes(name: str) -> Dict[str, Tuple[int, ...]]:
+def _expected_shapes(name: str) -> Tuple[torch.nn.Module, Dict[str, Tuple[int, ...]]]:
     import timm
 
     with torch.device("meta"):

@@ -22,7 +22,7 @@ from timm.models import register_model as _timm_register_model
 
 __all__ = [
     "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "create_model",
-    "list_models", "list_pretrained", "list_families", "family_info", "model_entry", "model_info",
+    "list_models", "list_pretrained", "list_families", "family_info", "model_entry", "model_info", "measure",
     "test_models",
 ]
 
@@ -73,13 +73,8 @@ class ModelEntry:
         return _has_feature_info(self.name)
 
 
-@functools.lru_cache(maxsize=None)
 def _has_feature_info(name: str) -> bool:
-    import torch
-
-    with torch.device("meta"):
-        model = timm.create_model(name)
-    return bool(getattr(model, "feature_info", None))
+    return bool(measure(name)["feature_info"])
 
 
 def register_family(
@@ -328,26 +323,44 @@ def pretrained_tags(name: str, include_unlinked: bool = False) -> Dict[str, Dict
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _measure(name: str) -> Dict[str, Any]:
+    import torch
+
+    from .flops import count_macs
+
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    out: Dict[str, Any] = dict(
+        params=sum(p.numel() for p in model.parameters()),
+        input_size=input_shape(name),
+        num_classes=getattr(model, "num_classes", None),
+        feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()),
+        gmacs=None, gmacs_error=None)
+    try:
+        out["gmacs"] = count_macs(model, input_size=out["input_size"], device="meta") / 1e9
+    except Exception as e:  # a model that cannot run on meta (data-dependent ops) has no count here
+        out["gmacs_error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def measure(name: str) -> Dict[str, Any]:
+    """Parameters, GMACs at the default input, input size and feature_info of ``name``, built on ``meta``.
+
+    The one place the registry, the cards, the table and ``model_info`` count a model (cached per name).
+    """
+    m = _measure(model_entry(name).name)
+    return dict(m, feature_info=[dict(f) for f in m["feature_info"]])
+
+
 def model_info(name: str) -> Dict[str, Any]:
     """Family, task, paper, measured and official params, GMACs, input size, tags, feature_info.
 
     The model is built on the ``meta`` device, so this is cheap even for the largest variants.
     """
-    import torch
-
-    from .flops import count_macs
-
     entry = model_entry(name)
     fam = _FAMILIES[entry.family]
-    with torch.device("meta"):
-        model = timm.create_model(entry.name)
-    params = sum(p.numel() for p in model.parameters())
-    input_size = input_shape(entry.name)
-    try:
-        macs = count_macs(model, input_size=input_size, device="meta")
-    except Exception:  # a model that cannot run on meta (data-dependent ops) has no count here
-        macs = None
-    feature_info = [dict(f) for f in getattr(model, "feature_info", []) or []]
+    m = measure(entry.name)
     tags = {}
     for tag, tcfg in pretrained_tags(entry.name).items():
         tags[tag] = {
@@ -363,14 +376,14 @@ def model_info(name: str) -> Dict[str, Any]:
         "paper_ids": list(fam.paper_ids),
         "official_repo": fam.official_repo,
         "code_license": fam.code_license,
-        "params": params,
+        "params": m["params"],
         "official_params": entry.official_params,
         "official_source": entry.official_source,
-        "params_match": None if entry.official_params is None else params == entry.official_params,
-        "gmacs": None if macs is None else macs / 1e9,
-        "input_size": input_size,
-        "num_classes": getattr(model, "num_classes", None),
+        "params_match": None if entry.official_params is None else m["params"] == entry.official_params,
+        "gmacs": m["gmacs"],
+        "input_size": m["input_size"],
+        "num_classes": m["num_classes"],
         "pretrained_tags": tags,
-        "feature_info": feature_info,
+        "feature_info": m["feature_info"],
         "test_model": entry.test_model,
     }
