@@ -1,5 +1,4 @@
 """zoo bench: the measurements are well-formed (no timing is asserted)."""
-import zoo
 from zoo.bench import bench_one, render, sgemm_gflops
 
 

@@ -90,3 +90,10 @@ def test_convert_push_stops_at_the_network(tmp_path):
         main(["convert", "zoo_toy_net", "--checkpoint", str(ckpt), "--out", str(out), "--push", "zoo-test/pushed"])
     assert "offline" in f"{type(e.value).__name__} {e.value}".lower()
     assert (out / "model.safetensors").is_file()  # the folder was written before the push
+
+
+def test_convert_model_args_must_be_a_json_object(tmp_path):
+    _, ckpt = _official_checkpoint(tmp_path)
+    for bad in ("{depths: 1}", "[1, 2]"):
+        with pytest.raises(SystemExit, match="--model-args"):
+            main(["convert", "zoo_toy_net", "--checkpoint", str(ckpt), "--out", str(tmp_path / "x"), "--model-args", bad])

@@ -32,6 +32,13 @@ def _manifest_state_dict(name: str):
                            device="meta") for k, s in shapes.items()}
 
 
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
+    kw = meta["official_kwargs"]
+    return "mixformer_test", dict(embed_dim=kw["embed_dim"], depths=kw["depths"], num_heads=kw["num_heads"],
+                                  num_classes=kw["class_num"])
+
+
 def _bundle_model(**kwargs):
     return zoo.create_model("mixformer_test", num_classes=10, **kwargs)
 

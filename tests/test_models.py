@@ -206,3 +206,19 @@ def test_test_sizes_are_small():
     for name in TESTS:
         for size in model_entry(name).test_sizes:
             assert math.prod(size) <= 256 * 256, f"{name}: test size {size} is too large for the default suite"
+
+
+@pytest.mark.parametrize("name", TESTS)
+def test_hub_folder_round_trip(name, tmp_path):
+    """timm's save_for_hf -> local-dir: rebuilds the same model (its config.json records the sizes
+    as lists, which every constructor must take) with the same outputs."""
+    kwargs = {"num_classes": 3} if model_entry(name).task in ("classification", "video") else {}
+    a = zoo.create_model(name, **kwargs).eval()
+    timm.models.save_for_hf(a, str(tmp_path), safe_serialization=True)
+    b = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    assert type(a) is type(b) and a.state_dict().keys() == b.state_dict().keys()
+    x = _make_input(name, model_entry(name).test_sizes[0])
+    with torch.no_grad():
+        ya, yb = a(x), b(x)
+    for u, v in zip(ya if isinstance(ya, (list, tuple)) else [ya], yb if isinstance(yb, (list, tuple)) else [yb]):
+        torch.testing.assert_close(u, v, atol=0, rtol=0)

@@ -121,6 +121,11 @@ def test_wrong_size_is_a_clear_error():
 # ---------------------------------------------------------------------------------------------
 # official parity (float64): the whole official model, weights regenerated from the recipe
 # ---------------------------------------------------------------------------------------------
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with the parity bundle's official config."""
+    return "mtunet_synapse", dict(num_classes=meta["official_kwargs"]["out_ch"])
+
+
 @pytest.fixture(scope="module")
 def parity():
     bundle = load_bundle("mtunet", "mtunet_full_synapse")

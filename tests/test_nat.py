@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.models.nat import NAT, NATIsotropic, checkpoint_filter_fn
+from zoo.models.nat import NAT, checkpoint_filter_fn
 from zoo.registry import model_entry
 
 from _shared import ROOT, bundle_state_dict, load_bundle, manifest, tolerance
@@ -60,10 +60,21 @@ def test_filter_is_a_noop_on_zoo_keys_and_unwraps(name):
 BUNDLES = {"nat_micro": False, "nat_micro_ls": True}
 
 
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config.
+
+    timm's create_model drops None arguments, so "no layer scale" comes from the base variant's default."""
+    kw = meta["official_kwargs"]
+    args = dict(depths=kw["depths"], embed_dim=kw["embed_dim"], num_heads=kw["num_heads"], mlp_ratio=kw["mlp_ratio"],
+                kernel_size=kw["kernel_size"], num_classes=kw["num_classes"])
+    if kw.get("layer_scale") is None:
+        return "nat_mini", args
+    return "nat_test", dict(args, layer_scale=kw["layer_scale"])
+
+
 def _bundle_model(b):
-    kw = b["meta"]["official_kwargs"]
-    return NAT(depths=kw["depths"], embed_dim=kw["embed_dim"], num_heads=kw["num_heads"], mlp_ratio=kw["mlp_ratio"],
-               kernel_size=kw["kernel_size"], layer_scale=kw.get("layer_scale"), num_classes=kw["num_classes"])
+    name, kwargs = bundle_model_args(b["meta"])
+    return zoo.create_model(name, **kwargs)
 
 
 @pytest.mark.parametrize("case", list(BUNDLES))

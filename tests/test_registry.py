@@ -136,6 +136,19 @@ def test_checkpoint_of_another_variant_is_explained(tmp_path):
     assert "most likely belongs to zoo_toy_net " in msg
 
 
+def test_mismatch_is_explained_against_the_requested_configuration(tmp_path):
+    # the comparison uses the caller's overrides, not the variant's defaults: only the real difference shows
+    src = zoo.create_model("zoo_toy_net", widths=(8, 16, 32, 48))
+    path = tmp_path / "custom.pth"
+    torch.save(src.state_dict(), path)
+    assert zoo.create_model("zoo_toy_net_test", checkpoint_path=path, widths=(8, 16, 32, 48)) is not None
+    with pytest.raises(zoo.hub.CheckpointError) as e:
+        zoo.create_model("zoo_toy_net_test", checkpoint_path=path, widths=(8, 16, 32, 40))
+    msg = str(e.value)
+    assert "does not fit zoo_toy_net_test (with widths=(8, 16, 32, 40))" in msg
+    assert "stages.3.conv.weight" in msg and "stages.2.conv.weight" not in msg
+
+
 def test_checkpoint_of_another_family_is_explained(tmp_path):
     path = tmp_path / "foreign.pth"
     torch.save({"encoder.block.weight": torch.zeros(3, 3), "decoder.bias": torch.zeros(2)}, path)

@@ -36,6 +36,11 @@ def _zoo_kwargs(official):
         dual_pixel_task=official["dual_pixel_task"])
 
 
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
+    return "restormer_test", _zoo_kwargs(meta["official_kwargs"])
+
+
 def _to_official_keys(state_dict):
     return {re.sub(r"\.(norm[12])\.", r".\1.body.", k): v for k, v in state_dict.items()}
 

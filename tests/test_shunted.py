@@ -3,7 +3,6 @@ bundles, shunted attention against a naive reference (with and without padding),
 DeiT-style official checkpoints, and the contract of the test model."""
 import argparse
 import os
-import pickle
 
 import pytest
 import timm
@@ -13,7 +12,7 @@ import torch.nn.functional as F
 import zoo
 from zoo.hub import UnsafeCheckpointError, load_checkpoint
 from zoo.models.shunted import (
-    ShuntedAttention, ShuntedTransformer, checkpoint_filter_fn,
+    ShuntedAttention, checkpoint_filter_fn,
 )
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
@@ -73,12 +72,18 @@ def test_filter_accepts_deit_wrapper_and_module_prefix():
 # parity with the official implementation (float64 bundles)
 
 
-def _bundle_model(meta):
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
     kw = meta["official_kwargs"]
     assert kw["norm_layer"]["kwargs"]["eps"] == 1e-6 and kw["qkv_bias"] and kw["patch_size"] == 4
-    return ShuntedTransformer(
+    return "shunted_test", dict(
         depths=kw["depths"], embed_dims=kw["embed_dims"], num_heads=kw["num_heads"], mlp_ratios=kw["mlp_ratios"],
-        sr_ratios=kw["sr_ratios"], num_conv=kw["num_conv"], num_classes=kw["num_classes"])
+        sr_ratios=kw["sr_ratios"], num_conv=kw["num_conv"], num_classes=kw["num_classes"], qkv_bias=True)
+
+
+def _bundle_model(meta):
+    name, kwargs = bundle_model_args(meta)
+    return zoo.create_model(name, **kwargs)
 
 
 @pytest.mark.parametrize("case", CASES)

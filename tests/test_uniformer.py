@@ -38,6 +38,16 @@ def _zoo_kwargs_from_bundle(meta) -> dict:
                 ls_init_value=glb.get("init_value") if glb.get("layer_scale") else None)
 
 
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config.
+
+    timm's create_model drops None arguments, so "no layer scale" comes from the base variant's default."""
+    kwargs = {k: v for k, v in _zoo_kwargs_from_bundle(meta).items() if v is not None}
+    if kwargs.get("spatial_dims") == 3:
+        return "uniformer_video_test", kwargs
+    return ("uniformer_test" if "ls_init_value" in kwargs else "uniformer_small"), dict(kwargs, aux_head=False)
+
+
 @pytest.mark.parametrize("case", ["uniformer_micro_patch", "uniformer_micro_convstem_ls", "uniformer_micro_video"])
 def test_parity_with_official_bundle_float64(case):
     b = load_bundle("uniformer", case)

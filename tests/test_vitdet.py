@@ -27,16 +27,20 @@ def _meta_state_dict(shapes, prefix=""):
     return {prefix + k: torch.empty(v, device="meta") for k, v in shapes.items()}
 
 
-def _bundle_model(bundle, **kwargs):
-    """The zoo model with the bundle's official configuration, float64, eval."""
-    kw = bundle["meta"]["official_kwargs"]
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
+    kw = meta["official_kwargs"]
     net = kw["net"]["kwargs"]
     glob = tuple(sorted(set(range(net["depth"])) - set(net["window_block_indexes"])))
-    model = zoo.create_model(
-        "vitdet_test", img_size=net["img_size"], embed_dim=net["embed_dim"], depth=net["depth"],
-        num_heads=net["num_heads"], window_size=net["window_size"], global_block_indexes=glob,
-        pyramid_channels=kw["out_channels"], **kwargs)
-    return model.double().eval()
+    return "vitdet_test", dict(img_size=net["img_size"], embed_dim=net["embed_dim"], depth=net["depth"],
+                               num_heads=net["num_heads"], window_size=net["window_size"],
+                               global_block_indexes=glob, pyramid_channels=kw["out_channels"])
+
+
+def _bundle_model(bundle, **kwargs):
+    """The zoo model with the bundle's official configuration, float64, eval."""
+    name, model_args = bundle_model_args(bundle["meta"])
+    return zoo.create_model(name, **model_args, **kwargs).double().eval()
 
 
 # ---------------------------------------------------------------------------------------------------

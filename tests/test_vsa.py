@@ -5,7 +5,7 @@ import torch
 import zoo
 from zoo.layers.window_attention import WindowAttention
 from zoo.models.vsa import (
-    NormalCell, VaryingWindowAttention, ViTAEv2VSA, _official_stage_dpr, checkpoint_filter_fn)
+    NormalCell, VaryingWindowAttention, _official_stage_dpr, checkpoint_filter_fn)
 from zoo.registry import model_entry
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
@@ -63,19 +63,22 @@ def test_checkpoint_filter_prefers_ema_weights():
     assert all(out[k] is sd[k] for k in sd)
 
 
-def _vsa_from_official_kwargs(kw, num_classes):
-    return ViTAEv2VSA(
-        num_classes=num_classes, embed_dims=kw["embed_dims"], token_dims=kw["token_dims"], depths=kw["NC_depth"],
-        num_heads=kw["NC_heads"], rc_heads=kw["RC_heads"], nc_groups=kw["NC_group"], rc_groups=kw["RC_group"],
-        downsample_ratios=kw["downsample_ratios"], wide_pcm=kw["wide_pcm"], window_size=kw["window_size"],
-        mlp_ratio=kw["mlp_ratio"])
+def bundle_model_args(meta):
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config:
+    a released variant (the official kernel sizes and dilations) with every size overridden."""
+    kw = meta["official_kwargs"]
+    return "vitaev2_vsa_s", dict(
+        num_classes=kw["num_classes"], embed_dims=kw["embed_dims"], token_dims=kw["token_dims"],
+        depths=kw["NC_depth"], num_heads=kw["NC_heads"], rc_heads=kw["RC_heads"], nc_groups=kw["NC_group"],
+        rc_groups=kw["RC_group"], downsample_ratios=kw["downsample_ratios"], wide_pcm=kw["wide_pcm"],
+        window_size=kw["window_size"], mlp_ratio=kw["mlp_ratio"])
 
 
 @pytest.mark.parametrize("case", ["vsa_micro", "vsa_micro_widepcm"])
 def test_parity_with_official_bundle(case):
     b = load_bundle("vsa", case)
-    kw = b["meta"]["official_kwargs"]
-    model = _vsa_from_official_kwargs(kw, kw["num_classes"]).double().eval()
+    name, kwargs = bundle_model_args(b["meta"])
+    model = zoo.create_model(name, **kwargs).double().eval()
     model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(b), model), strict=True)
     x = torch.from_numpy(b["input"])
     tol = tolerance(b)

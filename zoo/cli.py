@@ -227,6 +227,19 @@ def cmd_cards(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_args(text: Optional[str]) -> Dict[str, Any]:
+    """``--model-args '{"depths": [1, 1, 2, 1]}'`` -> constructor overrides (a JSON object)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--model-args is not valid JSON ({e}): {text!r}") from e
+    if not isinstance(value, dict):
+        raise SystemExit(f"--model-args must be a JSON object of constructor arguments, got {text!r}")
+    return value
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Official checkpoint -> Hub-ready folder: config.json, model.safetensors and the model card."""
     from pathlib import Path
@@ -236,7 +249,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     import zoo
     from .cards import render_card
 
-    model = zoo.create_model(args.name, checkpoint_path=args.checkpoint)
+    model_args = _model_args(args.model_args)
+    model = zoo.create_model(args.name, checkpoint_path=args.checkpoint, **model_args)
     out = Path(args.out)
     timm.models.save_for_hf(model, str(out), safe_serialization=True)
     family = zoo.registry.model_entry(args.name).family
@@ -296,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--model-args", metavar="JSON",
+                   help="constructor overrides for a non-standard configuration, as a JSON object; "
+                        "recorded in config.json so local-dir:/hf-hub: rebuild the same model")
     s.add_argument("--push", metavar="REPO", help="also push with timm's push_to_hf_hub")
     s.set_defaults(func=cmd_convert)
 

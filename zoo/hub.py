@@ -215,16 +215,17 @@ def _family_filter(name: str):
     return getattr(mod, "checkpoint_filter_fn", None)
 
 
-def _expected_shapes(name: str) -> Tuple[torch.nn.Module, Dict[str, Tuple[int, ...]]]:
+def _expected_shapes(name: str, model_kwargs: Optional[Mapping[str, Any]] = None,
+                     ) -> Tuple[torch.nn.Module, Dict[str, Tuple[int, ...]]]:
     import timm
 
     with torch.device("meta"):
-        model = timm.create_model(name)
+        model = timm.create_model(name, **dict(model_kwargs or {}))
     return model, {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _convert_for(name: str, state_dict: Mapping[str, Any]):
-    model, expected = _expected_shapes(name)
+def _convert_for(name: str, state_dict: Mapping[str, Any], model_kwargs: Optional[Mapping[str, Any]] = None):
+    model, expected = _expected_shapes(name, model_kwargs)
     converted = dict(state_dict)
     fn = _family_filter(name)
     if fn is not None:
@@ -254,9 +255,12 @@ def guess_variant(state_dict: Mapping[str, Any], candidates: Optional[Sequence[s
 
 
 def explain_mismatch(path: PathLike, name: str, state_dict: Mapping[str, Any],
-                     candidates: Optional[Sequence[str]] = None) -> CheckpointError:
-    """One error saying why ``path`` does not load into ``name``, and which variant it likely is."""
-    converted, expected = _convert_for(name, state_dict)
+                     candidates: Optional[Sequence[str]] = None,
+                     model_kwargs: Optional[Mapping[str, Any]] = None) -> CheckpointError:
+    """One error saying why ``path`` does not load into ``name`` (built with ``model_kwargs``, the
+    caller's architecture overrides), and which registered variant it likely is."""
+    model_kwargs = dict(model_kwargs or {})
+    converted, expected = _convert_for(name, state_dict, model_kwargs)
     missing = [k for k in expected if k not in converted]
     unexpected = [k for k in converted if k not in expected]
     mismatched = [f"{k}: checkpoint {tuple(converted[k].shape)} vs model {expected[k]}"
@@ -273,4 +277,5 @@ def explain_mismatch(path: PathLike, name: str, state_dict: Mapping[str, Any],
         parts.append("no registered zoo variant matches it")
     elif guess != name:
         parts.append(f"it most likely belongs to {guess} ({score:.0%} of keys and shapes match)")
-    return CheckpointError(f"{os.fspath(path)} does not fit {name}: " + "; ".join(parts))
+    built = name + (f" (with {', '.join(f'{k}={v!r}' for k, v in model_kwargs.items())})" if model_kwargs else "")
+    return CheckpointError(f"{os.fspath(path)} does not fit {built}: " + "; ".join(parts))

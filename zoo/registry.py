@@ -214,7 +214,9 @@ def create_model(
         if overlay.get("state_dict") is None or not overlay.get("file"):
             raise
         # a wrong family or variant: say which keys and shapes differ and what the file probably is
-        raise hub.explain_mismatch(overlay["file"], model_name, overlay["state_dict"]) from e
+        arch = {k: v for k, v in kwargs.items() if v is not None and k != "pretrained_cfg_overlay"
+                and not k.startswith("feature") and k not in ("out_indices", "output_stride")}
+        raise hub.explain_mismatch(overlay["file"], model_name, overlay["state_dict"], model_kwargs=arch) from e
     if "state_dict" in overlay:
         # the weights are loaded: keep the cfg (with its file name), not a second copy of them
         for m in (model, getattr(model, "model", None)):

@@ -37,9 +37,7 @@ them without unpickling anything but tensors, containers and the (code-free) ``N
 """
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import re
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union

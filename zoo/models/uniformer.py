@@ -42,7 +42,7 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
@@ -1002,8 +1002,13 @@ def inflate_weights_2d_to_3d(
 def _create_uniformer(variant: str, pretrained: bool = False, model_cls=None, **kwargs) -> UniFormer:
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     pinned = VARIANT_HEAD_DIMS.get(variant)
-    if pretrained and pinned is not None and kwargs.get("head_dim", pinned) != pinned:
-        # head_dim changes no shape: the weights would load silently and give wrong outputs
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    # weights of the user's own (checkpoint_path=, an overlay file, a local-dir:/hf-hub: folder whose
+    # config.json recorded the model args) are theirs to describe; the released ones are pinned
+    own_file = overlay.get("file") is not None or overlay.get("state_dict") is not None or \
+        isinstance(kwargs.get("pretrained_cfg"), (dict, PretrainedCfg))
+    if pretrained and not own_file and pinned is not None and kwargs.get("head_dim", pinned) != pinned:
+        # head_dim changes no shape: the released weights would load silently and give wrong outputs
         raise ValueError(f"{variant}: its pretrained weights were trained with head_dim {pinned}, "
                          f"got head_dim={kwargs['head_dim']}")
     return build_model_with_cfg(

@@ -33,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, calculate_drop_path_rates, Mlp, resample_abs_pos_embed, resample_patch_embed, trunc_normal_
+from timm.layers import (
+    DropPath, Mlp, calculate_drop_path_rates, resample_abs_pos_embed, resample_patch_embed, to_2tuple, trunc_normal_,
+)
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
@@ -207,7 +209,7 @@ class VitDet(nn.Module):
 
     def __init__(
             self,
-            img_size: int = 1024,
+            img_size: Union[int, Tuple[int, int]] = 1024,
             patch_size: int = 16,
             in_chans: int = 3,
             embed_dim: int = 768,
@@ -255,7 +257,8 @@ class VitDet(nn.Module):
         self.patch_embed.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         num_pos = (pretrain_img_size // patch_size) ** 2
         self.pos_embed = nn.Parameter(torch.zeros(1, num_pos + 1, embed_dim))  # slot 0: the class token's
-        grid = (img_size // patch_size, img_size // patch_size)
+        img_h, img_w = to_2tuple(img_size)  # timm's config.json records sizes as [h, w]
+        grid = (img_h // patch_size, img_w // patch_size)
         dpr = calculate_drop_path_rates(drop_path_rate, depth)  # linear decay, as detectron2
         self.blocks = nn.Sequential(*[
             VitDetBlock(
