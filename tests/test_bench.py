@@ -12,13 +12,20 @@ def test_bench_one_reports_throughput_flops_and_memory():
 def test_render_gives_ratios_against_the_reference_row():
     ref = dict(name="swin_tiny_patch4_window7_224", batch=1, input_size=(3, 224, 224), gmacs=4.5,
                images_per_s=10.0, gflops_per_s=90.0, peak_rss_mb=500.0, efficiency_vs_swin_tiny=1.0,
-               speed_vs_swin_tiny=1.0, fraction_of_sgemm=0.3)
+               speed_vs_swin_tiny=1.0, fraction_of_ceiling=0.3)
     row = dict(ref, name="zoo_toy_net", gflops_per_s=45.0, images_per_s=20.0, efficiency_vs_swin_tiny=0.5,
                speed_vs_swin_tiny=2.0)
-    text = render(dict(machine=dict(processor="cpu", cpus=2, threads=2, torch="x", sgemm_gflops=300.0),
-                       reference=ref["name"], rows=[ref, row]))
-    assert "sgemm ceiling 300 GFLOP/s" in text and "| `zoo_toy_net` | 1 |" in text and "| 0.50 |" in text
+    machine = dict(processor="cpu", cpus=2, threads=2, torch="x", sgemm_gflops=150.0, onednn_gflops=300.0,
+                   ceiling_gflops=300.0)
+    text = render(dict(machine=machine, reference=ref["name"], rows=[ref, row], compile=True))
+    assert "150 GFLOP/s torch.mm (BLAS), 300 GFLOP/s oneDNN" in text and "torch.compile'd" in text
+    assert "| `zoo_toy_net` | 1 |" in text and "| 0.50 |" in text and "| 30% |" in text
 
 
-def test_sgemm_ceiling_is_positive():
-    assert sgemm_gflops(n=256, repeats=2) > 0
+def test_gemm_ceilings_are_positive():
+    assert sgemm_gflops(n=256, repeats=2) > 0 and sgemm_gflops(n=256, repeats=2, backend="onednn") > 0
+
+
+def test_channels_last_run_reports_it():
+    r = bench_one("zoo_toy_net_test", batch=1, min_time=0.01, min_repeats=1, channels_last=True)
+    assert r["channels_last"] and r["images_per_s"] > 0

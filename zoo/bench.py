@@ -1,11 +1,12 @@
-"""Inference benchmark: ``python -m zoo bench [NAMES] [--batch 1 8] [--compile] [--json FILE]``.
+"""Inference benchmark: ``python -m zoo bench [NAMES] [--batch 1 8] [--compile] [--channels-last] [--json FILE]``.
 
 For each model at its default input, fp32, under ``torch.inference_mode``: warm-up, then the median
 over timed repeats. Printed per model and batch size: images/s, achieved GFLOP/s (GFLOP/s =
 2 x GMACs x images/s, GMACs counted by :mod:`zoo.flops`, SDPA included), peak memory, and the
 **efficiency ratio** = model GFLOP/s / swin_tiny GFLOP/s, with timm's
-``swin_tiny_patch4_window7_224`` measured in the same run; plus the machine's measured sgemm
-ceiling (a large ``torch.mm``), so every figure reads as a fraction of the limit.
+``swin_tiny_patch4_window7_224`` measured in the same run; plus the machine's measured fp32 GEMM
+ceiling (a 2048^3 product, through ``torch.mm``'s BLAS and through oneDNN, whichever is faster), so
+every figure reads as a fraction of the limit.
 
 Each (model, batch) runs in a fresh process so that its peak resident memory is its own.
 """
@@ -28,15 +29,24 @@ __all__ = ["REFERENCE", "sgemm_gflops", "bench_one", "run", "render"]
 REFERENCE = "swin_tiny_patch4_window7_224"
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Measured fp32 matmul throughput of this machine (GFLOP/s), the ceiling every model is read against."""
+def sgemm_gflops(n: int = 2048, repeats: int = 5, backend: str = "blas") -> float:
+    """Measured fp32 matmul throughput of this machine (GFLOP/s) for an ``n``-cubed GEMM.
+
+    ``backend="blas"``: ``torch.mm``, the BLAS of the torch build (MKL in the x86 wheels), which
+    timm's models use; ``"onednn"``: ``zoo.layers.linear.linear`` (oneDNN's GEMM, which zoo models use
+    for float32 CPU inference; see that module). The larger is the machine's ceiling.
+    """
+    from .layers.linear import linear
+
     a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t0)
+    fn = (lambda: torch.mm(a, b)) if backend == "blas" else (lambda: linear(a, b))
+    with torch.inference_mode():
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
@@ -46,7 +56,7 @@ def _rss_mb() -> float:
 
 
 def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.0, min_repeats: int = 3,
-              max_repeats: int = 50) -> Dict[str, Any]:
+              max_repeats: int = 50, channels_last: bool = False) -> Dict[str, Any]:
     """Benchmark one model in this process (``run`` calls it in a child process per model)."""
     import timm
 
@@ -61,8 +71,11 @@ def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.
     gmacs = count_macs(meta, input_size=input_size, device="meta") / 1e9
     del meta
     model = timm.create_model(name).eval()
-    fn = torch.compile(model) if compile else model
     x = torch.randn(batch, *input_size)
+    if channels_last:
+        fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
+        model, x = model.to(memory_format=fmt), x.contiguous(memory_format=fmt)
+    fn = torch.compile(model) if compile else model
     rss_before = _rss_mb()
     with torch.inference_mode():
         for _ in range(2 if not compile else 3):
@@ -76,22 +89,23 @@ def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.
     sec = statistics.median(times)
     ips = batch / sec
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return dict(name=name, batch=batch, compile=compile, input_size=input_size, gmacs=gmacs,
+    return dict(name=name, batch=batch, compile=compile, channels_last=channels_last, input_size=input_size,
+                gmacs=gmacs,
                 seconds_per_batch=sec, images_per_s=ips, gflops_per_s=2 * gmacs * ips,
                 peak_rss_mb=peak_mb, rss_before_mb=rss_before, repeats=len(times))
 
 
-def _child(queue, name, batch, compile):
+def _child(queue, name, batch, compile, channels_last):
     try:
-        queue.put(bench_one(name, batch, compile))
+        queue.put(bench_one(name, batch, compile, channels_last=channels_last))
     except Exception as e:  # reported as a row, never hides the other models
         queue.put(dict(name=name, batch=batch, compile=compile, error=f"{type(e).__name__}: {e}"))
 
 
-def _in_child(name: str, batch: int, compile: bool) -> Dict[str, Any]:
+def _in_child(name: str, batch: int, compile: bool, channels_last: bool = False) -> Dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, name, batch, compile))
+    proc = ctx.Process(target=_child, args=(queue, name, batch, compile, channels_last))
     proc.start()
     result = queue.get()
     proc.join()
@@ -99,36 +113,42 @@ def _in_child(name: str, batch: int, compile: bool) -> Dict[str, Any]:
 
 
 def run(names: Sequence[str], batches: Sequence[int] = (1, 8), compile: bool = False,
-        progress: bool = True) -> Dict[str, Any]:
+        progress: bool = True, channels_last: bool = False) -> Dict[str, Any]:
     from tqdm import tqdm
 
     machine = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                    cpus=os.cpu_count(), torch=torch.__version__, threads=torch.get_num_threads(),
-                   sgemm_gflops=sgemm_gflops())
+                   sgemm_gflops=sgemm_gflops(), onednn_gflops=sgemm_gflops(backend="onednn"))
+    machine["ceiling_gflops"] = max(machine["sgemm_gflops"], machine["onednn_gflops"])
     jobs = [(REFERENCE, b) for b in batches] + [(n, b) for n in names for b in batches]
     rows = []
     for name, batch in tqdm(jobs, desc="zoo bench", disable=not progress, file=sys.stderr):
-        rows.append(_in_child(name, batch, compile))
+        rows.append(_in_child(name, batch, compile, channels_last))
     ref = {r["batch"]: r for r in rows if r["name"] == REFERENCE and "error" not in r}
     for r in rows:
         base = ref.get(r["batch"])
         if base and "error" not in r:
             r["efficiency_vs_swin_tiny"] = r["gflops_per_s"] / base["gflops_per_s"]
             r["speed_vs_swin_tiny"] = r["images_per_s"] / base["images_per_s"]
-            r["fraction_of_sgemm"] = r["gflops_per_s"] / machine["sgemm_gflops"]
-    return dict(machine=machine, reference=REFERENCE, rows=rows)
+        if "error" not in r:
+            r["fraction_of_ceiling"] = r["gflops_per_s"] / machine["ceiling_gflops"]
+    return dict(machine=machine, reference=REFERENCE, rows=rows, compile=compile, channels_last=channels_last)
 
 
 def render(result: Dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
         f"machine: {m['processor']}, {m['cpus']} cores ({m['threads']} torch threads), torch {m['torch']}; "
-        f"measured sgemm ceiling {m['sgemm_gflops']:.0f} GFLOP/s",
+        f"measured fp32 GEMM ceiling (2048^3): {m['sgemm_gflops']:.0f} GFLOP/s torch.mm (BLAS), "
+        f"{m['onednn_gflops']:.0f} GFLOP/s oneDNN",
         "fp32, torch.inference_mode, default input, median over repeats; GFLOP/s = 2 x GMACs x images/s; "
-        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s (same run)",
+        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s (same run); of ceiling = GFLOP/s / "
+        f"{m['ceiling_gflops']:.0f}"
+        + ("; every model torch.compile'd (inductor), the reference too" if result.get("compile") else "")
+        + ("; models and inputs channels_last" if result.get("channels_last") else ""),
         "",
         "| model | batch | input | GMACs | images/s | speed vs swin_tiny | GFLOP/s | efficiency vs swin_tiny | "
-        "of sgemm | peak RSS MB |",
+        "of ceiling | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
@@ -139,14 +159,14 @@ def render(result: Dict[str, Any]) -> str:
         lines.append(
             f"| `{r['name']}` | {r['batch']} | {size} | {r['gmacs']:.2f} | {r['images_per_s']:.2f} | "
             f"{r.get('speed_vs_swin_tiny', float('nan')):.2f}x | {r['gflops_per_s']:.1f} | "
-            f"{r.get('efficiency_vs_swin_tiny', float('nan')):.2f} | {100 * r.get('fraction_of_sgemm', 0):.0f}% | "
+            f"{r.get('efficiency_vs_swin_tiny', float('nan')):.2f} | {100 * r.get('fraction_of_ceiling', 0):.0f}% | "
             f"{r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 
 def main(names: Sequence[str], batches: Sequence[int], compile: bool, json_path: Optional[str],
-         progress: bool = True) -> int:
-    result = run(names, batches, compile, progress)
+         progress: bool = True, channels_last: bool = False) -> int:
+    result = run(names, batches, compile, progress, channels_last)
     print(render(result))
     if json_path:
         with open(json_path, "w") as f:

@@ -272,7 +272,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         found = zoo.list_models(pattern, include_test=True) if any(c in pattern for c in "*?[") else \
             [zoo.registry.model_entry(pattern).name]
         names += [n for n in found if n not in names and (pattern != "*" or not zoo.registry.model_entry(n).test_model)]
-    return bench_main(names, args.batch, args.compile, args.json, progress=not args.no_progress)
+    return bench_main(names, args.batch, args.compile, args.json, progress=not args.no_progress,
+                      channels_last=args.channels_last)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="*", help="model names or patterns (default: every registered model)")
     s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     s.add_argument("--compile", action="store_true", help="benchmark torch.compile'd models")
+    s.add_argument("--channels-last", action="store_true", help="models and inputs in channels_last memory format")
     s.add_argument("--json", metavar="FILE")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_bench)

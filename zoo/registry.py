@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import timm
 from timm.models import register_model as _timm_register_model
+from .layers.linear import use_onednn_linears
 
 __all__ = [
     "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "create_model",
@@ -129,7 +130,13 @@ def register_model(
             name=name, family=family, task=task, official_params=official_params,
             official_source=source, manifest=manifest, reported=dict(reported or {}),
             test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames)
-        return _timm_register_model(f)
+
+        @functools.wraps(f)
+        def entrypoint(*args: Any, **kwargs: Any):
+            # every nn.Linear runs float32 CPU inference on oneDNN's GEMM (zoo.layers.linear)
+            return use_onednn_linears(f(*args, **kwargs))
+
+        return _timm_register_model(entrypoint)
 
     if fn is not None:
         return _register(fn)

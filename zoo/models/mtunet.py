@@ -31,6 +31,7 @@ from timm.layers import ConvNormAct, DropPath, resample_abs_pos_embed, trunc_nor
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
+from zoo.layers.linear import Linear, linear as _linear, onednn_usable
 from zoo.hub import unwrap_state_dict
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
@@ -54,18 +55,7 @@ register_family(
 )
 
 
-_HAVE_ONEDNN = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-                and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
-
-
-def _use_onednn(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Float32 CPU inference in eager mode: PyTorch's own oneDNN kernels with fused ReLU can be used."""
-    if not _HAVE_ONEDNN or torch.jit.is_scripting() or torch.compiler.is_compiling():
-        return False
-    if not torch.backends.mkldnn.enabled:  # the user switched oneDNN off
-        return False
-    return (x.dtype == torch.float32 and x.device.type == "cpu"
-            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
+_HAVE_ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
 def linear(
@@ -74,21 +64,12 @@ def linear(
         bias: Optional[torch.Tensor] = None,
         relu: bool = False,
 ) -> torch.Tensor:
-    """``F.linear`` (+ ReLU); for float32 CPU inference it calls PyTorch's oneDNN GEMM, several times
-    faster than the default BLAS GEMM on CPUs where that one is slow (e.g. MKL on AMD)."""
-    if _use_onednn(x, weight):
-        # ReLU stays a separate in-place op: oneDNN's fused ReLU maps NaN to 0, torch.relu keeps it
-        x = torch.ops.mkldnn._linear_pointwise(x, weight.contiguous(), bias, "none", [], "")
-        return x.relu_() if relu else x
-    x = F.linear(x, weight, bias)
-    return F.relu(x) if relu else x
-
-
-class Linear(nn.Linear):
-    """``nn.Linear`` running through :func:`linear`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+    """The shared oneDNN-backed ``linear`` (``zoo.layers.linear``), + ReLU. The ReLU stays a separate
+    in-place op: oneDNN's fused ReLU maps NaN to 0, ``torch.relu`` keeps it."""
+    x = _linear(x, weight, bias)
+    if not relu:
+        return x
+    return x.relu_() if not (torch.is_grad_enabled() and x.requires_grad) else F.relu(x)
 
 
 class DoubleConv(nn.Module):
@@ -132,7 +113,7 @@ def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = 
     w, b = _fold_bn(conv.weight, conv.bias, bn)
     if w.shape[-2:] == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
         return linear(x.permute(0, 2, 3, 1), w.flatten(1), b, relu=relu).permute(0, 3, 1, 2)
-    if _use_onednn(x, w):
+    if _HAVE_ONEDNN_CONV and onednn_usable(x, w, b):
         x = torch.ops.mkldnn._convolution_pointwise(
             x, w, b, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, "none", [], "")
         return x.relu_() if relu else x  # not fused: oneDNN's fused ReLU maps NaN to 0

@@ -54,6 +54,7 @@ from timm.models._manipulate import checkpoint_seq
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
+from zoo.layers.linear import linear
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
 
@@ -204,7 +205,7 @@ class ShuntedAttention(nn.Module):
         if rate == 1:
             # the 1x1 "aggregation" of group 2 at r = 2 is a Linear over channels; as such it skips
             # the slow generic conv path PyTorch takes for 1x1 convs on CPU
-            x = F.linear(x, sr.weight.flatten(1), sr.bias)
+            x = linear(x, sr.weight.flatten(1), sr.bias)
         else:
             pad_h, pad_w = (-x.shape[1]) % rate, (-x.shape[2]) % rate
             if pad_h or pad_w:

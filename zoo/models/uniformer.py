@@ -48,6 +48,7 @@ from timm.models._manipulate import checkpoint_seq
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
+from zoo.layers.linear import linear
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
 
@@ -96,7 +97,7 @@ def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     channels-last result, where PyTorch's CPU conv would fall back to its slow (copying) path. The
     parameters keep the official conv shapes.
     """
-    return F.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
+    return linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
 
 
 class LocalMlp(nn.Module):
