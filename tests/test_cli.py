@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from zoo.cli import main
 
 
@@ -41,3 +43,29 @@ def test_module_entry_point_runs():
     assert "Traceback" not in res.stderr
     assert res.returncode == (0 if expected else 1), res.stderr
     assert res.stdout.split() == expected
+
+
+def test_plot_points_take_imagenet_top1_and_bench_speed():
+    from zoo.cli import plot_points
+
+    rows = [dict(name="uniformer_small", family="uniformer", gmacs=3.6),
+            dict(name="restormer_deraining", family="restormer", gmacs=154.9)]  # PSNR only: not plotted
+    bench = dict(rows=[dict(name="uniformer_small", batch=8, images_per_s=30.0),
+                       dict(name="uniformer_small", batch=1, images_per_s=20.0)])
+    points = plot_points(rows, bench, batch=8)
+    assert points == [dict(family="uniformer", name="uniformer_small", top1=82.9, gmacs=3.6, images_per_s=30.0)]
+    assert plot_points(rows)[0]["images_per_s"] is None
+
+
+def test_table_plot_writes_a_png(tmp_path):
+    import json
+
+    pytest.importorskip("matplotlib", reason="matplotlib is in the test extra; the plot needs it")
+    bench = dict(machine=dict(cpus=2, processor="x86_64", torch="2"),
+                 rows=[dict(name="mixformer_b1", batch=8, images_per_s=80.0),
+                       dict(name="mixformer_b2", batch=8, images_per_s=60.0)])
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    out = tmp_path / "zoo.png"
+    main(["table", "mixformer_b[12]", "--quick", "--no-progress", "--plot", str(out),
+          "--bench-json", str(tmp_path / "bench.json")])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

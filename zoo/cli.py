@@ -2,7 +2,7 @@
 
     zoo list [PATTERN] [--family F] [--task T] [--pretrained]
     zoo info NAME
-    zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png]
+    zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png [--bench-json FILE]]
     zoo cards [--check] [--dir DIR]
     zoo convert NAME --checkpoint FILE --out DIR [--push REPO]
     zoo bench [NAMES] [--batch 1 8] [--compile] [--json FILE]
@@ -165,7 +165,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     rows = table_rows(names, quick=args.quick, progress=not args.no_progress)
     if args.plot:
-        _plot(rows, args.plot)
+        _plot(rows, args.plot, args.bench_json, args.bench_batch)
     print(_render(rows))
     bad = [r for r in rows if r.get("error") or r.get("match") is False]
     n_official = sum(r["match"] is not None for r in rows)
@@ -175,41 +175,66 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _plot(rows: List[Dict[str, Any]], path: str) -> None:
-    """Reported metric against measured GMACs (and images/s when forwards ran), one colour per family."""
+PLOT_METRIC = ("top1", "imagenet-1k")  # the one metric the zoo's models share
+
+
+def plot_points(rows: List[Dict[str, Any]], bench: Optional[Dict[str, Any]] = None,
+                batch: int = 8) -> List[Dict[str, Any]]:
+    """One point per model with a reported ImageNet-1k top-1: family, name, top-1 (the best of its
+    tags), measured GMACs, and images/s from a ``zoo bench --json`` result at ``batch`` (else None)."""
+    from .registry import model_entry
+
+    speed = {r["name"]: r["images_per_s"] for r in (bench or {}).get("rows", [])
+             if r.get("batch") == batch and "error" not in r}
+    points = []
+    for r in rows:
+        top1 = [v["value"] for v in model_entry(r["name"]).reported.values()
+                if (v.get("metric"), v.get("dataset")) == PLOT_METRIC and isinstance(v.get("value"), (int, float))]
+        if top1 and r.get("gmacs"):
+            points.append(dict(family=r["family"], name=r["name"], top1=max(top1), gmacs=r["gmacs"],
+                               images_per_s=speed.get(r["name"])))
+    return points
+
+
+def _plot(rows: List[Dict[str, Any]], path: str, bench_json: Optional[str] = None, batch: int = 8) -> None:
+    """Reported ImageNet-1k top-1 against measured GMACs and, given a ``zoo bench --json`` file,
+    against measured images/s; one colour per family, every variant labelled."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
         raise SystemExit("--plot needs matplotlib: pip install 'zoo[plot]'") from e
-    from .registry import model_entry
 
-    points = []
-    for r in rows:
-        reported = [v for v in model_entry(r["name"]).reported.values() if isinstance(v.get("value"), (int, float))]
-        if reported and r.get("gmacs"):
-            ips = 1.0 / r["forward_s"] if r.get("forward_s") else None
-            points.append((r["family"], r["name"], reported[0]["value"], reported[0].get("metric"), r["gmacs"], ips))
-    panels = 2 if any(p[5] for p in points) else 1
-    fig, axes = plt.subplots(1, panels, figsize=(7 * panels, 5), squeeze=False)
-    families = sorted({p[0] for p in points})
+    bench = None
+    if bench_json:
+        with open(bench_json) as f:
+            bench = json.load(f)
+    points = plot_points(rows, bench, batch)
+    if not points:
+        raise SystemExit("--plot: none of these models reports an ImageNet-1k top-1")
+    axes_spec = [("gmacs", "GMACs (measured by zoo.flops, 224x224)")]
+    if any(p["images_per_s"] for p in points):
+        m = bench["machine"]
+        axes_spec.append(("images_per_s", f"images/s (zoo bench, batch {batch}, fp32, {m['cpus']}-core "
+                                          f"{m['processor']}, torch {m['torch']})"))
+    fig, axes = plt.subplots(1, len(axes_spec), figsize=(7.5 * len(axes_spec), 5.5), squeeze=False)
+    families = sorted({p["family"] for p in points})
     colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
-    for ax, (xi, xlabel) in zip(axes[0], [(4, "GMACs (measured, default input)"), (5, "images/s (batch 1, this machine)")]):
-        for fam, name, value, metric, gmacs, ips in points:
-            x = (gmacs, ips)[xi - 4]
-            if x is None:
-                continue
-            ax.scatter(x, value, color=colours[fam], label=fam)
-            ax.annotate(name, (x, value), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("reported metric (top-1 unless the task says otherwise)")
+    for ax, (key, label) in zip(axes[0], axes_spec):
+        for fam in families:
+            mine = sorted((p for p in points if p["family"] == fam and p[key]), key=lambda p: p[key])
+            ax.plot([p[key] for p in mine], [p["top1"] for p in mine], "o", color=colours[fam], label=fam)
+            for p in mine:
+                ax.annotate(p["name"], (p[key], p["top1"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
         ax.set_xscale("log")
-        handles, labels = ax.get_legend_handles_labels()
-        uniq = dict(zip(labels, handles))
-        ax.legend(uniq.values(), uniq.keys(), fontsize=7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("ImageNet-1k top-1 % (reported by the paper)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("zoo: reported accuracy against measured cost (other tasks' metrics: model_cards/)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
 
 
 def cmd_cards(args: argparse.Namespace) -> int:
@@ -264,14 +289,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import timm
+
     import zoo
     from .bench import main as bench_main
 
     names: List[str] = []
     for pattern in args.names or ["*"]:
-        found = zoo.list_models(pattern, include_test=True) if any(c in pattern for c in "*?[") else \
-            [zoo.registry.model_entry(pattern).name]
-        names += [n for n in found if n not in names and (pattern != "*" or not zoo.registry.model_entry(n).test_model)]
+        # a wildcard means the public zoo variants; a test model is benchmarked only when named, and
+        # a timm model (e.g. vit_base_patch16_224, a second reference) when named exactly
+        if any(c in pattern for c in "*?["):
+            found = zoo.list_models(pattern)
+        elif pattern not in zoo.list_models(include_test=True) and timm.is_model(pattern):
+            found = [pattern]
+        else:
+            found = [zoo.registry.model_entry(pattern).name]
+        names += [n for n in found if n not in names]
     return bench_main(names, args.batch, args.compile, args.json, progress=not args.no_progress,
                       channels_last=args.channels_last)
 
@@ -299,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--markdown", action="store_true", help="print the README's markdown table (with --quick)")
     s.add_argument("--write-readme", metavar="README.md", help="with --markdown: embed the table between its markers")
-    s.add_argument("--plot", metavar="FILE.png", help="reported metric vs GMACs and images/s (needs matplotlib)")
+    s.add_argument("--plot", metavar="FILE.png",
+                   help="reported ImageNet-1k top-1 vs GMACs (and images/s with --bench-json); needs matplotlib")
+    s.add_argument("--bench-json", metavar="FILE", help="a `zoo bench --json` result: the images/s of the plot")
+    s.add_argument("--bench-batch", type=int, default=8, help="which batch size of --bench-json to plot (8)")
     s.set_defaults(func=cmd_table)
 
     s = sub.add_parser("cards", help="write model_cards/<family>.md from the registry")
@@ -318,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("bench", help="images/s, GFLOP/s and peak memory against swin_tiny in the same run")
-    s.add_argument("names", nargs="*", help="model names or patterns (default: every registered model)")
+    s.add_argument("names", nargs="*", help="zoo model names or patterns (default: every registered model); "
+                                            "exact timm names are benchmarked too, as extra references")
     s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     s.add_argument("--compile", action="store_true", help="benchmark torch.compile'd models")
     s.add_argument("--channels-last", action="store_true", help="models and inputs in channels_last memory format")

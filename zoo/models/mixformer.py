@@ -114,7 +114,9 @@ class ConvEmbed(nn.Module):
         pad_h, pad_w = (p - x.shape[-2] % p) % p, (p - x.shape[-1] % p) % p
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.proj(self.stem(x))
+        # the stem's oneDNN convs run faster on channels-last maps, and its output is consumed
+        # channels-last (values unchanged: only the memory layout differs)
+        x = self.proj(self.stem(x.contiguous(memory_format=torch.channels_last)))
         return self.norm(_nhwc(x))
 
 
