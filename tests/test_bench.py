@@ -29,3 +29,22 @@ def test_gemm_ceilings_are_positive():
 def test_channels_last_run_reports_it():
     r = bench_one("zoo_toy_net_test", batch=1, min_time=0.01, min_repeats=1, channels_last=True)
     assert r["channels_last"] and r["images_per_s"] > 0
+
+
+def test_run_brackets_the_models_with_the_reference_and_uses_the_geometric_mean(monkeypatch):
+    import zoo.bench as bench
+
+    speeds = iter([10.0, 20.0, 40.0])  # reference first, the model, reference last
+
+    def fake_child(name, batch, compile, channels_last=False):
+        return dict(name=name, batch=batch, input_size=(3, 8, 8), gmacs=1.0, images_per_s=next(speeds),
+                    gflops_per_s=0.0, peak_rss_mb=1.0)
+
+    monkeypatch.setattr(bench, "_in_child", fake_child)
+    monkeypatch.setattr(bench, "sgemm_gflops", lambda **kw: 100.0)
+    result = bench.run(["zoo_toy_net_test"], batches=[1], progress=False)
+    names = [(r["name"], r.get("reference_run")) for r in result["rows"]]
+    assert names == [(bench.REFERENCE, "first"), ("zoo_toy_net_test", None), (bench.REFERENCE, "last")]
+    assert abs(result["rows"][1]["speed_vs_swin_tiny"] - 1.0) < 1e-12  # 20 / sqrt(10 * 40)
+    assert result["reference_spread"] == {1: 4.0}
+    assert "differ by 300% at batch 1" in bench.render(result)

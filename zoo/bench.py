@@ -120,11 +120,22 @@ def run(names: Sequence[str], batches: Sequence[int] = (1, 8), compile: bool = F
                    cpus=os.cpu_count(), torch=torch.__version__, threads=torch.get_num_threads(),
                    sgemm_gflops=sgemm_gflops(), onednn_gflops=sgemm_gflops(backend="onednn"))
     machine["ceiling_gflops"] = max(machine["sgemm_gflops"], machine["onednn_gflops"])
-    jobs = [(REFERENCE, b) for b in batches] + [(n, b) for n in names for b in batches]
+    # the reference runs first and last: the machine's drift over the run shows in the two, and the
+    # ratios use their geometric mean
+    jobs = [(REFERENCE, b) for b in batches] + [(n, b) for n in names for b in batches] + \
+        [(REFERENCE, b) for b in batches]
     rows = []
-    for name, batch in tqdm(jobs, desc="zoo bench", disable=not progress, file=sys.stderr):
+    for i, (name, batch) in enumerate(tqdm(jobs, desc="zoo bench", disable=not progress, file=sys.stderr)):
         rows.append(_in_child(name, batch, compile, channels_last))
-    ref = {r["batch"]: r for r in rows if r["name"] == REFERENCE and "error" not in r}
+        if name == REFERENCE:
+            rows[-1]["reference_run"] = "first" if i < len(batches) else "last"
+    ref: Dict[int, Dict[str, float]] = {}
+    for b in batches:
+        runs = [r for r in rows if r["name"] == REFERENCE and r["batch"] == b and "error" not in r]
+        if runs:
+            ips = statistics.geometric_mean([r["images_per_s"] for r in runs])
+            ref[b] = dict(images_per_s=ips, gflops_per_s=2 * runs[0]["gmacs"] * ips,
+                          spread=max(r["images_per_s"] for r in runs) / min(r["images_per_s"] for r in runs))
     for r in rows:
         base = ref.get(r["batch"])
         if base and "error" not in r:
@@ -132,7 +143,8 @@ def run(names: Sequence[str], batches: Sequence[int] = (1, 8), compile: bool = F
             r["speed_vs_swin_tiny"] = r["images_per_s"] / base["images_per_s"]
         if "error" not in r:
             r["fraction_of_ceiling"] = r["gflops_per_s"] / machine["ceiling_gflops"]
-    return dict(machine=machine, reference=REFERENCE, rows=rows, compile=compile, channels_last=channels_last)
+    return dict(machine=machine, reference=REFERENCE, rows=rows, compile=compile, channels_last=channels_last,
+                reference_spread={b: v["spread"] for b, v in ref.items()})
 
 
 def render(result: Dict[str, Any]) -> str:
@@ -142,8 +154,10 @@ def render(result: Dict[str, Any]) -> str:
         f"measured fp32 GEMM ceiling (2048^3): {m['sgemm_gflops']:.0f} GFLOP/s torch.mm (BLAS), "
         f"{m['onednn_gflops']:.0f} GFLOP/s oneDNN",
         "fp32, torch.inference_mode, default input, median over repeats; GFLOP/s = 2 x GMACs x images/s; "
-        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s (same run); of ceiling = GFLOP/s / "
-        f"{m['ceiling_gflops']:.0f}"
+        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s (same run: first and last job, "
+        f"geometric mean; its two runs differ by "
+        + ", ".join(f"{100 * (s - 1):.0f}% at batch {b}" for b, s in result.get("reference_spread", {}).items())
+        + f"); of ceiling = GFLOP/s / {m['ceiling_gflops']:.0f}"
         + ("; every model torch.compile'd (inductor), the reference too" if result.get("compile") else "")
         + ("; models and inputs channels_last" if result.get("channels_last") else ""),
         "",
@@ -156,8 +170,9 @@ def render(result: Dict[str, Any]) -> str:
             lines.append(f"| `{r['name']}` | {r['batch']} | ERROR: {r['error'][:100]} | | | | | | | |")
             continue
         size = "x".join(str(s) for s in r["input_size"][1:])
+        label = f"`{r['name']}`" + (f" ({r['reference_run']} run)" if r.get("reference_run") else "")
         lines.append(
-            f"| `{r['name']}` | {r['batch']} | {size} | {r['gmacs']:.2f} | {r['images_per_s']:.2f} | "
+            f"| {label} | {r['batch']} | {size} | {r['gmacs']:.2f} | {r['images_per_s']:.2f} | "
             f"{r.get('speed_vs_swin_tiny', float('nan')):.2f}x | {r['gflops_per_s']:.1f} | "
             f"{r.get('efficiency_vs_swin_tiny', float('nan')):.2f} | {100 * r.get('fraction_of_ceiling', 0):.0f}% | "
             f"{r['peak_rss_mb']:.0f} |")
