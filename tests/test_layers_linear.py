@@ -86,3 +86,15 @@ def test_every_registered_model_is_built_with_onednn_linears():
     for name in zoo.registry.test_models():
         model = zoo.create_model(name)
         assert not [n for n, m in model.named_modules() if type(m) is nn.Linear], name
+
+
+def test_swap_back_for_code_that_needs_the_exact_class():
+    import warnings
+
+    net = use_onednn_linears(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)))
+    use_onednn_linears(net, enabled=False)
+    assert type(net[0]) is nn.Linear and type(net[2]) is nn.Linear
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        q = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
+    assert type(q[0]).__module__.startswith("torch.ao.nn.quantized.dynamic")

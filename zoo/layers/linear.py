@@ -78,14 +78,16 @@ class Linear(nn.Linear):
         return linear(x, self.weight, self.bias)
 
 
-def use_onednn_linears(module: nn.Module) -> nn.Module:
-    """Make every plain ``nn.Linear`` in ``module`` a :class:`Linear`, in place; returns ``module``.
+def use_onednn_linears(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Make every plain ``nn.Linear`` in ``module`` a :class:`Linear` (``enabled=False``: the reverse),
+    in place; returns ``module``.
 
-    Only the class changes (parameters, hooks and state-dict keys stay). Code that dispatches on the
-    exact type, such as ``torch.ao.quantization.quantize_dynamic(model, {nn.Linear})``, should name
-    ``zoo.layers.linear.Linear`` as well.
+    Only the class changes (parameters, hooks and state-dict keys stay). Code that requires the exact
+    ``nn.Linear`` class, such as ``torch.ao.quantization.quantize_dynamic``, needs
+    ``use_onednn_linears(model, enabled=False)`` first.
     """
+    src, dst = (nn.Linear, Linear) if enabled else (Linear, nn.Linear)
     for m in module.modules():
-        if type(m) is nn.Linear:
-            m.__class__ = Linear
+        if type(m) is src:
+            m.__class__ = dst
     return module
