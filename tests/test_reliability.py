@@ -130,8 +130,13 @@ def test_ddp_two_processes_keep_replicas_identical(tmp_path):
     name = candidates[0] if candidates else "zoo_toy_net_test"
     result = tmp_path / "ddp.json"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parents[1]), str(Path(__file__).parent)]))
-    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "_ddp_worker.py"), name, str(result)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    for attempt in range(2):
+        proc = subprocess.run([sys.executable, str(Path(__file__).parent / "_ddp_worker.py"), name, str(result)],
+                              env=env, capture_output=True, text=True, timeout=600)
+        # one retry, only for a worker killed by a signal: a CI run once saw gloo abort a rank
+        # ("terminate called without an active exception", SIGABRT), never reproduced in 11 runs here
+        if proc.returncode == 0 or "terminated with signal" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(result.read_text())
     assert out["world_size"] == 2 and out["steps"] >= 3
