@@ -144,12 +144,13 @@ def apply_reference(result: Dict[str, Any]) -> Dict[str, Any]:
             ref[b] = dict(images_per_s=ips, gflops_per_s=2 * runs[0]["gmacs"] * ips,
                           spread=ips / min(r["images_per_s"] for r in runs))
     for r in rows:
+        if "error" in r:
+            continue
+        r["fraction_of_ceiling"] = r["gflops_per_s"] / machine["ceiling_gflops"]
         base = ref.get(r["batch"])
-        if base and "error" not in r:
+        if base:
             r["efficiency_vs_swin_tiny"] = r["gflops_per_s"] / base["gflops_per_s"]
             r["speed_vs_swin_tiny"] = r["images_per_s"] / base["images_per_s"]
-        if "error" not in r:
-            r["fraction_of_ceiling"] = r["gflops_per_s"] / machine["ceiling_gflops"]
     result["reference_spread"] = {b: v["spread"] for b, v in ref.items()}
     return result
 
