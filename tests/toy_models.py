@@ -15,7 +15,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
 from zoo.hub import unwrap_state_dict
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 TOY_FAMILY = "zoo_toy"
@@ -99,6 +99,7 @@ class ToyNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+@register_checkpoint_filter(TOY_FAMILY)
 def checkpoint_filter_fn(state_dict, model):
     """'Official' keys ``backbone.layer{i}.*`` and ``fc.*`` -> zoo keys; zoo keys pass unchanged."""
     state_dict = unwrap_state_dict(state_dict)

@@ -11,8 +11,8 @@ from . import models as _models  # noqa: F401  (registers every family with timm
 from . import adapters  # noqa: F401
 from .restore import restore
 from .segmenter import create_segmentation_processor, create_segmenter
+from .factory import create_model
 from .registry import (
-    create_model,
     family_info,
     list_families,
     list_models,

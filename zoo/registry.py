@@ -5,8 +5,9 @@ Every zoo model is a timm model: family files register their entrypoints with
 timm has no place for: the family, the task, and the official facts of each variant (parameter
 count of the official implementation, reported metrics, and where both come from).
 
-``create_model`` adds to ``timm.create_model`` only what timm lacks: close-match suggestions for
-unknown names, and ``checkpoint_path=`` routed through the family's ``checkpoint_filter_fn``.
+The registry is data: names, families, facts, and each family's ``checkpoint_filter_fn`` (declared with
+:func:`register_checkpoint_filter`). Building models and loading checkpoints into them is
+:mod:`zoo.factory` (``create_model``), on top of this module and of :mod:`zoo.checkpoint`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from timm.models import register_model as _timm_register_model
 from .layers.linear import use_onednn_linears
 
 __all__ = [
-    "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "create_model",
+    "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "register_checkpoint_filter",
+    "family_filter",
     "list_models", "list_pretrained", "list_families", "family_info", "model_entry", "model_info", "measure",
     "test_models",
 ]
@@ -31,6 +33,7 @@ TASKS = ("classification", "video", "dense", "segmentation", "restoration")
 
 _FAMILIES: Dict[str, "FamilyInfo"] = {}
 _ENTRIES: Dict[str, "ModelEntry"] = {}
+_FILTERS: Dict[str, Callable] = {}  # family -> checkpoint_filter_fn(state_dict, model)
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,37 @@ def register_family(
         description: str = "",
         citation: str = "",
         module: str = "",
+        filter_fn: Optional[Callable] = None,
 ) -> FamilyInfo:
-    """Record a family's paper and official code (called once at the top of each family file)."""
+    """Record a family's paper and official code (called once at the top of each family file).
+
+    ``filter_fn`` is the family's ``checkpoint_filter_fn``; as it is usually defined further down the
+    family file, it can also be declared there with ``@register_checkpoint_filter(family)``.
+    """
     info = FamilyInfo(
         name=name, title=title, paper_ids=tuple(paper_ids), official_repo=official_repo,
         code_license=code_license, description=description, citation=citation, module=module)
     _FAMILIES[name] = info
+    if filter_fn is not None:
+        _FILTERS[name] = filter_fn
     return info
+
+
+def register_checkpoint_filter(family: str) -> Callable[[Callable], Callable]:
+    """Decorator declaring ``family``'s ``checkpoint_filter_fn`` (official keys -> zoo keys).
+
+    ``create_model(checkpoint_path=...)``, ``zoo convert`` and the mismatch explanation use the filter
+    declared here; nothing is looked up by module name.
+    """
+    def _register(fn: Callable) -> Callable:
+        _FILTERS[family] = fn
+        return fn
+    return _register
+
+
+def family_filter(name: str) -> Optional[Callable]:
+    """The ``checkpoint_filter_fn`` declared for the family of model ``name`` (None if it has none)."""
+    return _FILTERS.get(model_entry(name).family)
 
 
 def register_model(
@@ -179,58 +206,12 @@ def model_entry(name: str) -> ModelEntry:
     return _ENTRIES[base]
 
 
-def create_model(
-        model_name: str,
-        pretrained: bool = False,
-        *,
-        checkpoint_path: Optional[Union[str, os.PathLike]] = None,
-        **kwargs: Any,
-):
-    """Create a zoo model; the same as ``timm.create_model`` after ``import zoo``, plus:
-
-    * an unknown name raises ``ValueError`` listing the closest zoo names;
-    * ``checkpoint_path=FILE`` loads an official or zoo checkpoint (any layout the family's
-      ``checkpoint_filter_fn`` accepts: official keys, Paddle ``.pdparams``, detectron2 ``.pkl``,
-      wrapped or prefixed state dicts) with the safe loader of :mod:`zoo.hub`, converts it with the
-      filter and loads it strictly, also into ``features_only`` models. A ``file`` given in
-      ``pretrained_cfg_overlay`` is loaded the same way.
-    """
-    from . import hub
-
-    if model_name.startswith(("hf-hub:", "hf_hub:", "local-dir:")):
-        return timm.create_model(model_name, pretrained=pretrained, **kwargs)
-    model_entry(model_name)  # raises with suggestions
-
-    overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
-    if checkpoint_path is not None:
-        overlay["file"] = checkpoint_path
-        pretrained = True
-        if kwargs.get("num_classes") is not None:
-            # the user's num_classes describes this checkpoint: keep its classifier (timm drops a
-            # classifier whose size differs from the pretrained cfg's)
-            overlay.setdefault("num_classes", kwargs["num_classes"])
-    if pretrained and overlay.get("file") is not None and overlay.get("state_dict") is None:
-        # timm would torch.load the file itself; zoo's loader also reads safetensors and numpy
-        # pickles (Paddle, detectron2) without ever executing pickled code.
-        overlay["state_dict"] = hub.load_checkpoint(overlay["file"])
-    if overlay:
-        kwargs["pretrained_cfg_overlay"] = overlay
-    try:
-        model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-    except (RuntimeError, KeyError) as e:
-        if overlay.get("state_dict") is None or not overlay.get("file"):
-            raise
-        # a wrong family or variant: say which keys and shapes differ and what the file probably is
-        arch = {k: v for k, v in kwargs.items() if v is not None and k != "pretrained_cfg_overlay"
-                and not k.startswith("feature") and k not in ("out_indices", "output_stride")}
-        raise hub.explain_mismatch(overlay["file"], model_name, overlay["state_dict"], model_kwargs=arch) from e
-    if "state_dict" in overlay:
-        # the weights are loaded: keep the cfg (with its file name), not a second copy of them
-        for m in (model, getattr(model, "model", None)):
-            cfg = getattr(m, "pretrained_cfg", None)
-            if isinstance(cfg, dict):
-                cfg.pop("state_dict", None)
-    return model
+def __getattr__(attr: str) -> Any:
+    # ``zoo.registry.create_model`` moved to zoo.factory (which builds on this module); kept importable
+    if attr == "create_model":
+        from .factory import create_model
+        return create_model
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def _as_patterns(pattern: Union[str, Iterable[str]]) -> List[str]:

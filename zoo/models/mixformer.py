@@ -34,7 +34,7 @@ from timm.models._manipulate import checkpoint_seq
 
 from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.window_attention import WindowAttention, pad_to_multiple, window_partition, window_reverse
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = ["MixFormer", "MixingAttention", "MixingBlock", "checkpoint_filter_fn"]
@@ -533,6 +533,7 @@ def _official_to_zoo_key(k: str) -> str:
     return k
 
 
+@register_checkpoint_filter("mixformer")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: MixFormer) -> Dict[str, torch.Tensor]:
     """Convert a PaddleClas MixFormer state dict (``.pdparams`` layout) to zoo keys and layouts.
 

@@ -33,7 +33,7 @@ from timm.models._features import feature_take_indices
 
 from zoo.layers.linear import Linear, linear as _linear, onednn_usable
 from zoo.hub import unwrap_state_dict
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = ["MTUNet", "GaussianAxialAttention", "LocalGlobalGaussianAttention", "ExternalAttention",
@@ -691,6 +691,7 @@ def _rename_official(key: str, fused_decoders: set) -> str:
     return key
 
 
+@register_checkpoint_filter("mtunet")
 def checkpoint_filter_fn(state_dict, model: MTUNet):
     """Official MT-UNet state_dict (plain, or wrapped) -> zoo keys; a no-op on zoo keys.
 

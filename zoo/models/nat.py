@@ -38,7 +38,7 @@ from timm.models._manipulate import checkpoint_seq
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.neighborhood_attention import NeighborhoodAttention2d, na_min_size
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = ["NAT", "NATIsotropic", "NATLayer", "checkpoint_filter_fn"]
@@ -550,6 +550,7 @@ def _convert_hf(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return out
 
 
+@register_checkpoint_filter("nat")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official NAT / isotropic NAT checkpoints, or the Hugging Face transformers copies, to zoo keys.
 

@@ -27,7 +27,7 @@ from timm.models._features import feature_take_indices
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.ffn import GatedDconvFFN
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.restore import pad_to_multiple
 from zoo.validation import check_input
 
@@ -403,6 +403,7 @@ class Restormer(nn.Module):
         return out[..., :H, :W]
 
 
+@register_checkpoint_filter("restormer")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official Restormer checkpoint (``torch.load(f)['params']``) -> zoo keys.
 

@@ -55,7 +55,7 @@ from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
 from zoo.layers.linear import linear
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = [
@@ -485,6 +485,7 @@ def _convert_key(k: str) -> str:
     return k
 
 
+@register_checkpoint_filter("shunted")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official Shunted Transformer checkpoints (raw or DeiT-style ``{'model': ...}``) to zoo keys.
 

@@ -49,7 +49,7 @@ from timm.models._manipulate import checkpoint_seq
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.linear import linear
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = [
@@ -923,6 +923,7 @@ def _declared_head_dim(checkpoint: Any) -> Tuple[Optional[int], str]:
     return None, ""
 
 
+@register_checkpoint_filter("uniformer")
 def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: UniFormer) -> Dict[str, torch.Tensor]:
     """Convert an official UniFormer state dict (image, token-labeling or video) to zoo keys.
 

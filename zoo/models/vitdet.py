@@ -43,7 +43,7 @@ from zoo.adapters.pyramid import SimpleFeaturePyramid
 from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.rel_pos import get_rel_pos
 from zoo.layers.window_attention import window_partition, window_reverse
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = ["VitDet", "RelPosAttention", "VitDetBlock", "checkpoint_filter_fn"]
@@ -476,6 +476,7 @@ def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
     return out[0].t().to(table.dtype)
 
 
+@register_checkpoint_filter("vitdet")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official ViTDet-family checkpoints -> zoo keys; a no-op on zoo state dicts.
 

@@ -40,7 +40,7 @@ from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.rel_pos import RelPosBias, resize_rel_pos_bias_table
 from zoo.layers.window_attention import window_partition, window_reverse
-from zoo.registry import register_family, register_model
+from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = ["VaryingWindowAttention", "ReductionCell", "NormalCell", "ViTAEv2VSA", "SwinVSA", "checkpoint_filter_fn"]
@@ -674,6 +674,7 @@ class SwinVSA(_TrunkMixin, nn.Module):
 _CONV_AS_LINEAR = re.compile(r"\.attn\.(qkv|proj|sampling_offsets|sampling_scales)\.weight$")
 
 
+@register_checkpoint_filter("vsa")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official ViTAE-VSA keys -> zoo keys; a no-op (besides unwrapping) on zoo keys.
 
