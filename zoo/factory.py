@@ -12,14 +12,16 @@ import logging
 import math
 import numbers
 import os
+import re
 import threading
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import timm
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .registry import family_filter, list_models, model_entry
+from .registry import family_filter, list_families, list_models, model_entry, test_models
 
 __all__ = ["create_model", "guess_variant", "explain_mismatch", "OfflineError"]
 
@@ -143,13 +145,26 @@ def _check_local_dir(model_name: str, pretrained: bool) -> None:
 
 # -- mismatch explanation -----------------------------------------------------------------------------
 
-_TABLE_LOCK = threading.Lock()
+_TABLE_LOCK = threading.RLock()
+
+
+class _NoInitOnMeta(TorchFunctionMode):
+    """In-place ops on ``meta`` tensors (weight init: ``uniform_``, ``trunc_normal_``'s ``clamp_``...)
+    return their input: they cannot change a shape, and skipping them makes a meta build several times
+    faster (torch runs them through its Python reference decompositions)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if (name.endswith("_") and not name.endswith("__") and args and isinstance(args[0], torch.Tensor)
+                and args[0].is_meta):
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 @functools.lru_cache(maxsize=None)
 def _meta_model(name: str, kwargs_key: Tuple[Tuple[str, Any], ...] = ()) -> Tuple[torch.nn.Module, Dict[str, Tuple[int, ...]]]:
-    """``name`` built once on ``meta`` (no storage) with its key -> shape table; cached per variant."""
-    with torch.device("meta"):
+    """``name`` built once on ``meta`` (no storage, no init) with its key -> shape table; cached per variant."""
+    with torch.device("meta"), _NoInitOnMeta():
         model = timm.create_model(name, **dict(kwargs_key))
     return model, {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
@@ -162,7 +177,7 @@ def _expected(name: str, model_kwargs: Optional[Mapping[str, Any]] = None):
     except TypeError:
         key = None
     if key is None:
-        with torch.device("meta"):
+        with torch.device("meta"), _NoInitOnMeta():
             model = timm.create_model(name, **kwargs)
         return model, {k: tuple(v.shape) for k, v in model.state_dict().items()}
     with _TABLE_LOCK:
@@ -187,39 +202,150 @@ def _same_shape(a: Optional[Tuple[int, ...]], b: Tuple[int, ...]) -> bool:
     return a == b or (a is not None and len(a) <= 1 and len(b) <= 1 and math.prod(a) == math.prod(b) == 1)
 
 
+def _convert_with(model: torch.nn.Module, name: str, state_dict: Mapping[str, Any]) -> Dict[str, Any]:
+    fn = family_filter(name)
+    if fn is None:
+        return dict(state_dict)
+    try:
+        return fn(dict(state_dict), model)
+    except Exception:  # a foreign layout may not even get through another family's filter
+        return dict(state_dict)
+
+
 def _convert_for(name: str, state_dict: Mapping[str, Any], model_kwargs: Optional[Mapping[str, Any]] = None):
     model, expected = _expected(name, model_kwargs)
-    converted = dict(state_dict)
-    fn = family_filter(name)
-    if fn is not None:
+    return _convert_with(model, name, state_dict), expected
+
+
+# key/shape tables of every variant: in memory, and on disk (keyed by the family file's content and the
+# library versions) so that the first explanation in a new process does not build every variant again
+_TABLES: Dict[str, Dict[str, Tuple[int, ...]]] = {}
+
+
+def _table_cache_path(name: str) -> Optional[str]:
+    import hashlib
+    import sys
+
+    if os.environ.get("ZOO_NO_DISK_CACHE"):
+        return None
+    try:
+        fn = timm.models._registry._model_entrypoints[name]
+        src = getattr(sys.modules.get(fn.__module__), "__file__", None)
+        with open(src, "rb") as f:
+            digest = hashlib.sha1(f.read())
+    except Exception:
+        return None
+    digest.update(f"{name}|{timm.__version__}|{torch.__version__}".encode())
+    root = os.environ.get("ZOO_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "zoo")
+    return os.path.join(root, "shapes", f"{name}-{digest.hexdigest()[:16]}.json")
+
+
+def _table(name: str) -> Dict[str, Tuple[int, ...]]:
+    """``{key: shape}`` of variant ``name`` with default arguments (cached in memory and on disk)."""
+    with _TABLE_LOCK:
+        if name in _TABLES:
+            return _TABLES[name]
+    path = _table_cache_path(name)
+    table = None
+    if path is not None and os.path.isfile(path):
         try:
-            converted = fn(dict(state_dict), model)
-        except Exception:  # a foreign layout may not even get through another family's filter
-            converted = dict(state_dict)
-    return converted, expected
+            with open(path) as f:
+                table = {k: tuple(v) for k, v in json.load(f).items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            table = None
+    if table is None:
+        table = _expected(name)[1]
+        if path is not None:
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+                with open(tmp, "w") as f:
+                    json.dump(table, f)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+    with _TABLE_LOCK:
+        _TABLES[name] = table
+    return table
 
 
-def _score(name: str, state_dict: Mapping[str, Any]) -> float:
-    converted, expected = _convert_for(name, state_dict)
+def _score_table(converted: Mapping[str, Any], expected: Mapping[str, Tuple[int, ...]]) -> float:
     hits = sum(1 for k, s in expected.items() if _same_shape(_shape(converted.get(k)), s))
     return hits / max(len(expected), len(converted), 1)
 
 
+_DIGITS = re.compile(r"\d+")
+
+
+def _pattern(keys) -> set:
+    return {_DIGITS.sub("#", k) for k in keys}
+
+
+def _pattern_score(converted: Mapping[str, Any], expected: Mapping[str, Any]) -> float:
+    a, b = _pattern(converted), _pattern(expected)
+    return len(a & b) / max(len(a | b), 1)
+
+
+def _family_conversions(state_dict: Mapping[str, Any], hint: Optional[Tuple[str, torch.nn.Module]] = None,
+                        ) -> Dict[str, Dict[str, Any]]:
+    """``{family: the file converted by that family's filter}`` for the families whose key patterns
+    (digits folded, so depth does not count) cover most of the file's: the families worth comparing.
+
+    ``hint`` (a model name and its built model) is tried first: a checkpoint of another variant of the
+    requested model's family is recognised without building anything else.
+    """
+    scores: Dict[str, Tuple[float, Dict[str, Any]]] = {}
+    if hint is not None:
+        name, model = hint
+        converted = _convert_with(model, name, state_dict)
+        family = model_entry(name).family
+        scores[family] = (_pattern_score(converted, model.state_dict()), converted)
+        if scores[family][0] >= 0.8:
+            return {family: converted}
+    for family in list_families():
+        for name in test_models(family):
+            try:
+                model, expected = _expected(name)
+            except Exception:
+                continue
+            converted = _convert_with(model, name, state_dict)
+            score = _pattern_score(converted, expected)
+            if score > scores.get(family, (-1.0, None))[0]:
+                scores[family] = (score, converted)
+    if not scores:
+        return {}
+    top = max(v for v, _ in scores.values())
+    return {f: c for f, (v, c) in scores.items() if v >= 0.5 and v >= top - 0.2}
+
+
 def guess_variants(state_dict: Mapping[str, Any], candidates: Optional[Sequence[str]] = None,
-                   ) -> Tuple[List[str], float]:
+                   hint: Optional[Tuple[str, torch.nn.Module]] = None) -> Tuple[List[str], float]:
     """Every registered variant (test models included) whose (key, shape) pairs best match ``state_dict``
     after its family's filter: ``([names tied for best], fraction of keys matching)`` or ``([], 0.0)``.
 
-    Each variant is built once on ``meta`` and its key/shape table cached, so a guess costs the filters only.
+    Families are first narrowed by key names; the file is converted once per family and compared with
+    each variant's cached key/shape table, so an explanation costs well under a second once the tables
+    exist (they are kept on disk, see ``ZOO_CACHE_DIR``; ``ZOO_NO_DISK_CACHE=1`` keeps them in memory only).
     """
-    names = list(candidates) if candidates is not None else list_models(include_test=True)
+    scored: List[Tuple[str, float]] = []
+    if candidates is not None:
+        for name in candidates:
+            try:
+                converted, expected = _convert_for(name, state_dict)
+            except Exception:  # a variant that cannot even be built on meta is no candidate
+                continue
+            scored.append((name, _score_table(converted, expected)))
+    else:
+        for family, converted in _family_conversions(state_dict, hint).items():
+            for name in list_models(family=family, include_test=True):
+                try:
+                    scored.append((name, _score_table(converted, _table(name))))
+                except Exception:
+                    continue
     best: List[str] = []
     best_score = 0.0
-    for name in names:
-        try:
-            score = _score(name, state_dict)
-        except Exception:  # a variant that cannot even be built on meta is no candidate
-            continue
+    for name, score in scored:
         if score > best_score + 1e-12:
             best, best_score = [name], score
         elif best and abs(score - best_score) <= 1e-12:
@@ -236,17 +362,28 @@ def guess_variant(state_dict: Mapping[str, Any], candidates: Optional[Sequence[s
     return (best[0] if best else None), score
 
 
+def _differences(converted: Mapping[str, Any], expected: Mapping[str, Tuple[int, ...]],
+                 ignore: Sequence[str] = ()) -> Tuple[List[str], List[str], List[str]]:
+    def skip(k: str) -> bool:
+        return any(k == p or k.startswith(p + ".") for p in ignore)
+
+    missing = [k for k in expected if k not in converted and not skip(k)]
+    unexpected = [k for k in converted if k not in expected and not skip(k)]
+    mismatched = [f"{k}: checkpoint {_shape(converted[k])} vs model {expected[k]}"
+                  for k in expected if k in converted and not skip(k)
+                  and not _same_shape(_shape(converted[k]), expected[k])]
+    return missing, unexpected, mismatched
+
+
 def explain_mismatch(path: Union[str, "os.PathLike[str]"], name: str, state_dict: Mapping[str, Any],
                      candidates: Optional[Sequence[str]] = None,
                      model_kwargs: Optional[Mapping[str, Any]] = None) -> CheckpointError:
     """One error saying why ``path`` does not load into ``name`` (built with ``model_kwargs``, the
     caller's architecture overrides), and which registered variant(s) it likely is."""
     model_kwargs = dict(model_kwargs or {})
-    converted, expected = _convert_for(name, state_dict, model_kwargs)
-    missing = [k for k in expected if k not in converted]
-    unexpected = [k for k in converted if k not in expected]
-    mismatched = [f"{k}: checkpoint {_shape(converted[k])} vs model {expected[k]}"
-                  for k in expected if k in converted and not _same_shape(_shape(converted[k]), expected[k])]
+    model, expected = _expected(name, model_kwargs)
+    converted = _convert_with(model, name, state_dict)
+    missing, unexpected, mismatched = _differences(converted, expected)
     parts = []
     if missing:
         parts.append(f"{len(missing)} missing keys (first: {', '.join(missing[:3])})")
@@ -254,11 +391,11 @@ def explain_mismatch(path: Union[str, "os.PathLike[str]"], name: str, state_dict
         parts.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})")
     if mismatched:
         parts.append(f"{len(mismatched)} shape mismatches (first: {'; '.join(mismatched[:2])})")
-    guesses, score = guess_variants(state_dict, candidates)
+    guesses, score = guess_variants(state_dict, candidates, hint=(name, model))
     if not guesses or score < 0.5:
         parts.append("no registered zoo variant matches it")
-    elif guesses != [name]:
-        others = [g for g in guesses if g != name] if not model_kwargs else guesses
+    else:
+        others = guesses if model_kwargs else [g for g in guesses if g != model_entry(name).name]
         if len(others) == 1:
             parts.append(f"it most likely belongs to {others[0]} ({score:.0%} of keys and shapes match)")
         elif others:
@@ -288,6 +425,35 @@ def _file_num_classes(name: str, state_dict: Mapping[str, Any]) -> Optional[int]
         if shape:
             return int(shape[0])
     return None
+
+
+_NOT_ARCH = ("pretrained_cfg_overlay", "pretrained_cfg", "out_indices", "output_stride", "cache_dir",
+             "pretrained_strict", "scriptable", "exportable", "no_jit")
+
+
+def _precheck(model_name: str, overlay: Mapping[str, Any], arch: Mapping[str, Any]) -> None:
+    """Compare the converted file with the requested model's key/shape table (built on ``meta``) before
+    timm builds the real model: a file that cannot load fails in well under a second, explained."""
+    from timm.models import get_pretrained_cfg
+
+    try:
+        model, expected = _expected(model_name, arch)
+        converted = _convert_with(model, model_name, overlay["state_dict"])
+        cfg = get_pretrained_cfg(model_name)
+        ignore: List[str] = []
+        if cfg is not None:
+            # what timm's load_pretrained itself adapts: a classifier of another class count is dropped,
+            # the first conv is adapted to another in_chans
+            n = overlay.get("num_classes", arch.get("num_classes"))
+            if n is not None and n != cfg.num_classes and cfg.classifier:
+                ignore += [cfg.classifier] if isinstance(cfg.classifier, str) else list(cfg.classifier)
+            if arch.get("in_chans") not in (None, 3) and cfg.first_conv:
+                ignore += [cfg.first_conv] if isinstance(cfg.first_conv, str) else list(cfg.first_conv)
+        differs = any(_differences(converted, expected, ignore))
+    except Exception:  # cannot judge on meta: let timm's load decide
+        return
+    if differs:
+        raise explain_mismatch(overlay["file"], model_name, overlay["state_dict"], model_kwargs=arch)
 
 
 # -- create_model -------------------------------------------------------------------------------------------
@@ -352,6 +518,10 @@ def create_model(
                              "classifier newly initialised", os.fspath(overlay["file"]), file_classes, num_classes)
     elif pretrained:
         _check_offline_source(model_name, overlay, kwargs.get("cache_dir"))
+    arch = {k: v for k, v in kwargs.items() if v is not None and k not in _NOT_ARCH
+            and not k.startswith("feature")}
+    if overlay.get("state_dict") is not None and overlay.get("file") and "pretrained_strict" not in kwargs:
+        _precheck(model_name, overlay, arch)
     if overlay:
         kwargs["pretrained_cfg_overlay"] = overlay
     try:
@@ -360,8 +530,6 @@ def create_model(
         if overlay.get("state_dict") is None or not overlay.get("file"):
             raise
         # a wrong family or variant: say which keys and shapes differ and what the file probably is
-        arch = {k: v for k, v in kwargs.items() if v is not None and k != "pretrained_cfg_overlay"
-                and not k.startswith("feature") and k not in ("out_indices", "output_stride")}
         raise explain_mismatch(overlay["file"], model_name, overlay["state_dict"], model_kwargs=arch) from e
     if "state_dict" in overlay:
         # the weights are loaded: keep the cfg (with its file name), not a second copy of them
