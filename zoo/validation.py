@@ -3,6 +3,12 @@
 Models call :func:`check_input` at the top of ``forward_features`` / ``forward_intermediates``
 so that a wrong tensor fails with a ``TypeError`` / ``ValueError`` that says what was expected,
 never with a reshape error from deep inside. NaN values are not checked: they propagate.
+
+Dtypes are not cast behind the user's back: a float64 / float16 / bfloat16 input to a float32
+model (or the reverse) raises a ``TypeError`` saying which cast to make (casting silently would drop
+precision the caller asked for, or hide a model left in the wrong dtype). Under ``torch.autocast``
+the autocast rules apply and the check is skipped. An empty batch (B = 0) is valid input and
+gives an empty batch of the task's output.
 """
 from __future__ import annotations
 
@@ -50,6 +56,10 @@ def check_input(
     if in_chans is not None and x.shape[1] != in_chans:
         raise ValueError(f"{name} expects input of shape {expected} with {in_chans} channels, "
                          f"got {tuple(x.shape)}")
+    if isinstance(model, torch.nn.Module) and x.dtype != _param_dtype(model, x.dtype) and not _autocast(x):
+        want = _param_dtype(model, x.dtype)
+        raise TypeError(f"{name} has {want} weights, got a {x.dtype} input: cast the input "
+                        f"(x.to({want})) or the model (model.to({x.dtype})), or run under torch.autocast")
     sizes = tuple(x.shape[2:])
     if fixed_size is not None and tuple(fixed_size) != sizes:
         raise ValueError(f"{name} expects input of shape (B, {chans}, {', '.join(map(str, fixed_size))}), "
@@ -60,6 +70,20 @@ def check_input(
             need = " x ".join(map(str, mins))
             raise ValueError(f"{name} expects input of shape {expected} with {axes} at least {need}, "
                              f"got {tuple(x.shape)}")
+
+
+def _param_dtype(model: torch.nn.Module, default: torch.dtype) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return default
+
+
+def _autocast(x: torch.Tensor) -> bool:
+    try:
+        return torch.is_autocast_enabled(x.device.type)
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 def _model_name(model: torch.nn.Module) -> str:

@@ -211,7 +211,6 @@ class MixingAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, Hp, Wp, C)`` with ``Hp, Wp`` window multiples -> same shape."""
-        B = x.shape[0]
         x_attn = self.proj_attn_norm(self.proj_attn(x))
         x_cnn = self.dwconv3x3(_nchw(self.proj_cnn_norm(self.proj_cnn(x))))
         gate = torch.sigmoid(self.channel_interaction(x_cnn.mean((2, 3), keepdim=True)))  # (B, C/2, 1, 1)
@@ -219,7 +218,7 @@ class MixingAttention(nn.Module):
 
         windows, padded = window_partition(x_attn, self.window_size)
         x_attn = window_reverse(self.window_attn.attend(windows), self.window_size, padded)
-        x_attn = x_attn * gate.reshape(B, 1, 1, -1)
+        x_attn = x_attn * gate.flatten(1)[:, None, None, :]  # (B, 1, 1, C/2), also for an empty batch
 
         x_cnn = self.conv_norm(torch.sigmoid(self.spatial_interaction(_nchw(x_attn))) * x_cnn)
         x = torch.cat([self.attn_norm(x_attn), _nhwc(x_cnn)], dim=-1)

@@ -391,11 +391,15 @@ class Restormer(nn.Module):
         (for dual-pixel, with the shallow-feature skip added)."""
         self._check(x)
         H, W = x.shape[-2:]
+        if x.shape[0] == 0:  # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped
+            return x.new_zeros(0, self.output.in_channels, H, W)
         return self._decode(self._encode(self._pad(x)))[..., :H, :W]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         H, W = x.shape[-2:]
+        if x.shape[0] == 0:  # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped
+            return x.new_zeros(0, self.out_chans, H, W)
         x = self._pad(x)
         out = self.output(self._decode(self._encode(x)))
         if not self.dual_pixel_task:
