@@ -4,7 +4,7 @@
     zoo info NAME
     zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png [--bench-json FILE]]
     zoo cards [--check] [--dir DIR]
-    zoo convert NAME --checkpoint FILE --out DIR [--push REPO]
+    zoo convert NAME --checkpoint FILE --out DIR [--overwrite] [--push REPO]
     zoo bench [NAMES] [--batch 1 8] [--compile] [--json FILE]
 """
 from __future__ import annotations
@@ -259,9 +259,9 @@ def _model_args(text: Optional[str]) -> Dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise SystemExit(f"--model-args is not valid JSON ({e}): {text!r}") from e
+        raise ValueError(f"--model-args is not valid JSON ({e}): {text!r}") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"--model-args must be a JSON object of constructor arguments, got {text!r}")
+        raise ValueError(f"--model-args must be a JSON object of constructor arguments, got {text!r}")
     return value
 
 
@@ -275,8 +275,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .cards import render_card
 
     model_args = _model_args(args.model_args)
-    model = zoo.create_model(args.name, checkpoint_path=args.checkpoint, **model_args)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"--out {out} is not empty; pass --overwrite to replace its files")
+    try:
+        model = zoo.create_model(args.name, checkpoint_path=args.checkpoint, **model_args)
+    except TypeError as e:
+        if not model_args:
+            raise
+        raise ValueError(f"--model-args {args.model_args!r} does not fit {args.name}: {e}") from None
     timm.models.save_for_hf(model, str(out), safe_serialization=True)
     family = zoo.registry.model_entry(args.name).family
     (out / "README.md").write_text(render_card(family))
@@ -351,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="constructor overrides for a non-standard configuration, as a JSON object; "
                         "recorded in config.json so local-dir:/hf-hub: rebuild the same model")
     s.add_argument("--push", metavar="REPO", help="also push with timm's push_to_hf_hub")
+    s.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("bench", help="images/s, GFLOP/s and peak memory against swin_tiny in the same run")
@@ -369,8 +379,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError) as e:
+        # expected failures (bad names, files or arguments; CheckpointError is a ValueError): one line
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
 
 
