@@ -1,4 +1,5 @@
 """zoo's registry on top of timm's: names, filters, facts, checkpoint routing, no collisions."""
+import os
 import re
 from pathlib import Path
 
@@ -169,3 +170,164 @@ def test_checkpoint_path_with_its_own_num_classes_keeps_the_classifier(tmp_path)
     torch.save(src.state_dict(), path)
     model = zoo.create_model("zoo_toy_net_test", num_classes=4, checkpoint_path=path)
     assert torch.equal(model.head.fc.weight, src.head.fc.weight)
+
+
+# -- issue 22: explanations from cached tables, fine-tuning from a file, API edges, local-dir:, offline ------
+
+def test_second_explanation_builds_no_model(tmp_path, monkeypatch):
+    import zoo.factory as factory
+
+    other = zoo.create_model("zoo_toy_net")
+    path = tmp_path / "other.pth"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(zoo.hub.CheckpointError):
+        zoo.create_model("zoo_toy_net_test", checkpoint_path=path)
+    builds = []
+    real = factory.timm.create_model
+    monkeypatch.setattr(factory.timm, "create_model", lambda *a, **k: builds.append(a[0]) or real(*a, **k))
+    with pytest.raises(zoo.hub.CheckpointError, match="most likely belongs to zoo_toy_net "):
+        zoo.create_model("zoo_toy_net_test", checkpoint_path=path)
+    assert builds == []  # the key/shape tables of every candidate are cached, the real model is never built
+
+
+def test_test_models_are_candidates_and_explanations_name_them(tmp_path):
+    src = zoo.create_model("zoo_toy_net_test")
+    path = tmp_path / "small.pth"
+    torch.save(src.state_dict(), path)
+    with pytest.raises(zoo.hub.CheckpointError, match="most likely belongs to zoo_toy_net_test "):
+        zoo.create_model("zoo_toy_net", checkpoint_path=path)
+
+
+def test_guess_names_every_tied_variant():
+    from zoo.factory import _table, explain_mismatch, guess_variants
+
+    names = zoo.list_models("uniformer_small_plus*")
+    groups = {}
+    for n in names:
+        groups.setdefault(tuple(sorted(_table(n).items())), []).append(n)
+    tied = next((g for g in groups.values() if len(g) > 1), None)
+    if tied is None:
+        pytest.skip("no two registered variants share a key/shape table any more")
+    sd = {k: torch.empty(s) for k, s in _table(tied[0]).items()}
+    guesses, score = guess_variants(sd)
+    assert sorted(guesses) == sorted(tied) and score == 1.0
+    msg = str(explain_mismatch("f.pth", "uniformer_small", sd))
+    assert "most likely belongs to one of" in msg and all(n in msg for n in tied)
+
+
+def test_num_batches_tracked_saved_as_1d_is_not_a_mismatch(tmp_path):
+    src = zoo.create_model("zoo_toy_net_test").eval()
+    old = {k: (v.reshape(1) if k.endswith("num_batches_tracked") else v) for k, v in src.state_dict().items()}
+    path = tmp_path / "old_bn.pth"
+    torch.save(old, path)
+    model = zoo.create_model("zoo_toy_net_test", checkpoint_path=path)  # torch loads (1,) into () itself
+    assert torch.equal(model.stages[0].conv.weight, src.stages[0].conv.weight)
+    wide = zoo.create_model("zoo_toy_net", widths=(8, 16, 24, 40))
+    path = tmp_path / "wide_old_bn.pth"
+    torch.save({k: (v.reshape(1) if k.endswith("num_batches_tracked") else v) for k, v in wide.state_dict().items()},
+               path)
+    with pytest.raises(zoo.hub.CheckpointError) as e:
+        zoo.create_model("zoo_toy_net_test", checkpoint_path=path)
+    msg = str(e.value).split(" does not fit ", 1)[1]
+    # stage 3's conv and norm (6 tensors) and the classifier weight; no num_batches_tracked among them
+    assert msg.startswith("zoo_toy_net_test: 7 shape mismatches (first: stages.3.conv.weight")
+
+
+_CLASSIFIERS = [n for n in zoo.registry.test_models() if model_entry(n).task in ("classification", "video")]
+
+
+@pytest.mark.parametrize("name", ["zoo_toy_net_test"] + _CLASSIFIERS)
+def test_fine_tuning_from_a_file_loads_the_backbone_and_a_new_head(name, tmp_path, caplog):
+    src = zoo.create_model(name)
+    if hasattr(src, "head_cls"):
+        pytest.xfail("UniFormer's auxiliary head_cls is not in its cfg's classifier field (removed by issue 19)")
+    path = tmp_path / "pretrained.pth"
+    torch.save(src.state_dict(), path)
+    with caplog.at_level("INFO", logger="zoo"):
+        model = zoo.create_model(name, checkpoint_path=path, num_classes=7)
+    assert model.num_classes == 7 and "classifier newly initialised" in caplog.text
+    classifier = timm.models.get_pretrained_cfg(name).classifier
+    heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    ref = src.state_dict()
+    for k, v in model.state_dict().items():
+        if not any(k.startswith(h + ".") for h in heads):
+            assert torch.equal(v, ref[k]), f"{name}: {k} not loaded"
+    assert model.get_classifier().weight.shape[0] == 7
+
+
+@pytest.mark.parametrize("bad", [None, 3, b"nat_test", ["nat_test"]])
+def test_create_model_needs_a_string_name(bad):
+    with pytest.raises(TypeError, match="model name"):
+        zoo.create_model(bad)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_classes=-1), "num_classes"), (dict(num_classes=2.5), "num_classes"), (dict(in_chans=0), "in_chans"),
+    (dict(drop_path_rate=2), "drop_path_rate"), (dict(drop_rate=-0.1), "drop_rate"), (dict(img_size=0), "img_size"),
+    (dict(img_size=(64, -1)), "img_size"),
+])
+def test_impossible_arguments_fail_at_creation_naming_the_model(kwargs, match):
+    name = "vitdet_test" if "img_size" in kwargs else "zoo_toy_net_test"
+    with pytest.raises(ValueError, match=f"{name}: {match}"):
+        zoo.create_model(name, **kwargs)
+
+
+def _write_folder(tmp_path):
+    from timm.models import save_for_hf
+
+    folder = tmp_path / "folder"
+    save_for_hf(zoo.create_model("zoo_toy_net_test"), str(folder), safe_serialization=True)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["no_folder", "no_config", "bad_json", "no_architecture", "no_weights",
+                                    "corrupt_weights"])
+def test_broken_local_dir_names_the_file(tmp_path, damage):
+    folder = _write_folder(tmp_path)
+    assert zoo.create_model(f"local-dir:{folder}", pretrained=True) is not None
+    target = folder
+    if damage == "no_folder":
+        target = tmp_path / "nowhere"
+    elif damage == "no_config":
+        (folder / "config.json").unlink()
+    elif damage == "bad_json":
+        (folder / "config.json").write_text("{not json")
+    elif damage == "no_architecture":
+        (folder / "config.json").write_text("{}")
+    elif damage == "no_weights":
+        (folder / "model.safetensors").unlink()
+    elif damage == "corrupt_weights":
+        (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:100])
+    expected = {"no_folder": "nowhere", "no_weights": "no weights file", "corrupt_weights": "model.safetensors"}
+    with pytest.raises(zoo.hub.CheckpointError, match=expected.get(damage, "config.json")):
+        zoo.create_model(f"local-dir:{target}", pretrained=True)
+
+
+def test_offline_url_weights_fail_without_network_naming_file_and_source(tmp_path, monkeypatch):
+    import timm.models._hub as timm_hub
+    import torch.hub
+
+    from zoo.factory import OfflineError
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    tag = next((t for t in zoo.list_pretrained() if timm.models.get_pretrained_cfg(t).url
+                and not timm.models.get_pretrained_cfg(t).hf_hub_id), None)
+    if tag is None:
+        pytest.skip("no URL-hosted pretrained tag registered")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried the network in offline mode")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(timm_hub, "download_url_to_file", no_network, raising=False)
+    url = timm.models.get_pretrained_cfg(tag).url
+    with pytest.raises(OfflineError) as e:
+        zoo.create_model(tag, pretrained=True)
+    msg = str(e.value)
+    assert url in msg and os.path.basename(url) in msg and "HF_HUB_OFFLINE" in msg and str(tmp_path) in msg
+
+
+def test_offline_hub_weights_say_which_repo_and_file():
+    with pytest.raises(FileNotFoundError, match=r"zoo-test/not-in-cache.*offline|offline.*zoo-test/not-in-cache"):
+        zoo.create_model("zoo_toy_net", pretrained=True, pretrained_cfg_overlay=dict(hf_hub_id="zoo-test/not-in-cache"))

@@ -444,8 +444,7 @@ def _precheck(model_name: str, overlay: Mapping[str, Any], arch: Mapping[str, An
         if cfg is not None:
             # what timm's load_pretrained itself adapts: a classifier of another class count is dropped,
             # the first conv is adapted to another in_chans
-            n = overlay.get("num_classes", arch.get("num_classes"))
-            if n is not None and n != cfg.num_classes and cfg.classifier:
+            if arch.get("num_classes", cfg.num_classes) != overlay.get("num_classes", cfg.num_classes) and cfg.classifier:
                 ignore += [cfg.classifier] if isinstance(cfg.classifier, str) else list(cfg.classifier)
             if arch.get("in_chans") not in (None, 3) and cfg.first_conv:
                 ignore += [cfg.first_conv] if isinstance(cfg.first_conv, str) else list(cfg.first_conv)

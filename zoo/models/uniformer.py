@@ -1129,7 +1129,8 @@ default_cfgs = generate_default_cfgs({
     "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
     "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
 
-    "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
+    "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
+                                      classifier=("head", "aux_head")),
     "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
                                            **_CONV_STEM),
     "uniformer_video_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2, 2), num_classes=10,
