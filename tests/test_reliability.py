@@ -142,3 +142,135 @@ def test_ddp_two_processes_keep_replicas_identical(tmp_path):
     assert out["world_size"] == 2 and out["steps"] >= 3
     assert out["max_param_diff"] == 0.0, out
     assert out["loss_changed"], out
+
+
+# -- issue 22: a shared model is thread-safe, caches survive mode changes, empty batches, dtypes -----------
+
+def _racy_nat_mask_cache() -> bool:
+    """NAT's per-module mask cache before issue 23 (check, assign, read back: a race between threads)."""
+    import inspect
+
+    from zoo.layers import neighborhood_attention as na
+
+    cls = getattr(na, "NeighborhoodAttention2d", None)
+    return cls is not None and "self._mask_cache = (key, mask)" in inspect.getsource(cls)
+
+
+# the family's plain test model (shortest name: nat_test rather than nat_isotropic_test)
+PLAIN_PER_FAMILY = sorted({model_entry(n).family: n for n in sorted(TESTS, key=len, reverse=True)}.values())
+
+
+def _thread_sizes(name):
+    sizes = [tuple(s) for s in model_entry(name).test_sizes]
+    sizes.append(tuple(s + 7 for s in sizes[0]))  # a size no test used before: new cache entries under load
+    return list(dict.fromkeys(sizes))
+
+
+@pytest.mark.parametrize("name", PLAIN_PER_FAMILY)
+def test_one_model_shared_by_eight_threads_gives_the_single_thread_outputs(name, request):
+    if model_entry(name).family == "nat" and _racy_nat_mask_cache():
+        request.applymarker(pytest.mark.xfail(reason="NAT's mask cache race is fixed by issue 23", strict=False))
+    model = zoo.create_model(name).eval()
+    sizes = _thread_sizes(name)
+    torch.manual_seed(0)
+    inputs = [make_input(name, s, batch=1) for s in sizes]
+    fresh = zoo.create_model(name).eval()
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        expected = [fresh(x) for x in inputs]  # another instance: its caches are not the shared model's
+
+    def work(tid):
+        errors = []
+        for step in range(len(sizes)):  # every size once, each thread starting at another one
+            i = (tid + step) % len(sizes)
+            try:
+                with torch.no_grad():
+                    out = model(inputs[i])
+                torch.testing.assert_close(out, expected[i], atol=1e-4, rtol=1e-4)
+            except Exception as e:  # collected, so one failure does not hide the count
+                errors.append(f"size {sizes[i]}: {type(e).__name__}: {str(e)[:120]}")
+        return errors
+
+    with ThreadPoolExecutor(8) as pool:
+        errors = [e for errs in pool.map(work, range(8)) for e in errs]
+    assert not errors, f"{name}: {len(errors)} of {8 * len(sizes)} shared forwards failed, e.g. {errors[:3]}"
+
+
+@pytest.mark.parametrize("name", PLAIN_PER_FAMILY)
+def test_training_after_inference_mode_at_the_same_size(name):
+    # a cache filled under torch.inference_mode must not hand inference tensors to autograd
+    model = zoo.create_model(name)
+    x = make_input(name, model_entry(name).test_sizes[0])
+    with torch.inference_mode():
+        model.eval()(x)
+    out = model.train()(x)
+    out.float().mean().backward()
+    assert any(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", TESTS)
+def test_empty_batch_gives_an_empty_output(name, eval_models):
+    model = eval_models(name)
+    x = make_input(name, model_entry(name).test_sizes[0], batch=0)
+    with torch.no_grad():
+        out = model(x)
+    check_task_output(name, model, x, out)
+    assert out.shape[0] == 0
+
+
+@pytest.mark.parametrize("name", TESTS)
+def test_input_dtype_other_than_the_weights_is_named(name, eval_models):
+    model = eval_models(name)
+    size = model_entry(name).test_sizes[0]
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):
+        x = make_input(name, size, batch=1).to(dtype)
+        with pytest.raises(TypeError, match=rf"{name}.*float32.*{str(dtype).split('.')[-1]}"):
+            model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():  # autocast's own rules apply
+        assert torch.isfinite(model(make_input(name, size, batch=1))).all()
+
+
+# -- fuzzed numpy-pickle constructors: every file loads within its own size, or is one CheckpointError -------
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(shape=st.lists(st.integers(0, 2_000_000_000), min_size=0, max_size=3),
+       dtype=st.sampled_from(["f4", "f8", "i8", "u1", "O"]),
+       buffer=st.binary(max_size=64),
+       offset=st.integers(-8, 72),
+       strides=st.one_of(st.none(), st.lists(st.integers(-16, 16), min_size=0, max_size=3)),
+       via=st.sampled_from(["ndarray", "reconstruct"]))
+def test_fuzzed_numpy_constructors_are_bounded_by_the_file(tmp_path_factory, shape, dtype, buffer, offset, strides,
+                                                           via):
+    import pickle
+
+    import numpy as np
+
+    from zoo.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+
+    class Call:
+        def __init__(self, fn, *args):
+            self.fn, self.args = fn, args
+
+        def __reduce__(self):
+            return self.fn, self.args
+
+    if via == "ndarray":
+        obj = Call(np.ndarray, tuple(shape), np.dtype(dtype), buffer, offset,
+                   None if strides is None else tuple(strides))
+    else:
+        obj = Call(_reconstruct, np.ndarray, tuple(shape), dtype)
+    path = tmp_path_factory.mktemp("fuzz") / "f.pdparams"
+    path.write_bytes(pickle.dumps({"w": obj}, protocol=2))
+    try:
+        out = load_checkpoint(path)
+    except CheckpointError as e:
+        assert str(path) in str(e)
+        return
+    w = out["w"]
+    assert isinstance(w, torch.Tensor)
+    assert w.numel() * w.element_size() <= 2 * path.stat().st_size + (1 << 16)

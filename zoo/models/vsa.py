@@ -118,7 +118,7 @@ class VaryingWindowAttention(nn.Module):
         self.attn_drop = attn_drop
         self.proj = nn.Linear(out_dim, out_dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        self._grid_cache: Dict[Tuple[int, int, str, torch.dtype], Tuple[torch.Tensor, torch.Tensor]] = {}
+        self._grid_cache: Dict[Tuple[int, int, str, torch.dtype, bool], Tuple[torch.Tensor, torch.Tensor]] = {}
 
     def reset_sampling(self) -> None:
         """Zero the window regression (scale = offset = 0: plain window attention), the official
@@ -132,7 +132,8 @@ class VaryingWindowAttention(nn.Module):
 
         Built in float64 as the official code does at construction, then cast; cached per padded size.
         """
-        key = (Hp, Wp, str(device), dtype)
+        # inference-mode tensors cannot enter autograd later: they are cached apart
+        key = (Hp, Wp, str(device), dtype, torch.is_inference_mode_enabled())
         cached = self._grid_cache.get(key)
         if cached is not None:
             return cached
@@ -154,9 +155,11 @@ class VaryingWindowAttention(nn.Module):
         base = (centre + rel).to(dtype).contiguous()
         rel = rel.to(dtype).contiguous()
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or device.type == "meta"):
-            if len(self._grid_cache) > 16:
-                self._grid_cache.clear()
-            self._grid_cache[key] = (base, rel)
+            # copy-on-write, then one reference swap: a forward in another thread reads the old dict or
+            # the new one, never one being cleared or filled
+            cache = dict(self._grid_cache) if len(self._grid_cache) < 16 else {}
+            cache[key] = (base, rel)
+            self._grid_cache = cache
         return base, rel
 
     def sampling_grid(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
