@@ -139,9 +139,9 @@ def test_sampling_grid_is_pixel_grid_at_zero_and_cached_per_size():
     expect = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)
     torch.testing.assert_close(grid[0], expect, atol=1e-12, rtol=0)
     torch.testing.assert_close(grid[1], expect, atol=1e-12, rtol=0)
-    assert (6, 9, "cpu", torch.float64) in vsa._grid_cache
+    assert (6, 9, "cpu", torch.float64, False) in vsa._grid_cache
     vsa.float().sampling_grid(torch.randn(1, 3, 3, 8), (2, 2))
-    assert (3, 3, "cpu", torch.float32) in vsa._grid_cache
+    assert (3, 3, "cpu", torch.float32, False) in vsa._grid_cache
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 5), (7, 7), (13, 6)])
