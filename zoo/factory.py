@@ -70,11 +70,15 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _check_offline_source(model_name: str, overlay: Mapping[str, Any], cache_dir: Optional[str] = None) -> None:
-    """In offline mode, fail before timm tries the network, naming the missing file and its origin.
+def _check_offline_source(model_name: str, overlay: Mapping[str, Any], cache_dir: Optional[str] = None,
+                          hub: bool = False) -> None:
+    """In offline mode, name the missing file and its origin.
 
-    The source is resolved as timm resolves it (``file`` > Hub id > ``url``); the Hub is checked in
-    huggingface_hub's cache, a URL in timm's torch-hub cache (``<TORCH_HOME>/hub/checkpoints``).
+    The source is resolved as timm resolves it (``file`` > Hub id > ``url``). A URL (``hub=False``) is
+    checked in timm's torch-hub cache (``<TORCH_HOME>/hub/checkpoints``) before timm runs, since torch's
+    downloader ignores offline mode; the Hub (``hub=True``) is checked in huggingface_hub's cache after
+    timm failed (huggingface_hub itself never goes online then, and the model's own argument checks
+    come first).
     """
     if not _offline():
         return
@@ -89,7 +93,7 @@ def _check_offline_source(model_name: str, overlay: Mapping[str, Any], cache_dir
         return
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overlay.items() if hasattr(cfg, k)}).to_dict()
     load_from, loc = _resolve_pretrained_source(cfg)
-    if load_from == "hf-hub":
+    if load_from == "hf-hub" and hub:
         from huggingface_hub import try_to_load_from_cache
 
         repo, files = (loc[0], [loc[1]]) if isinstance(loc, (tuple, list)) else \
@@ -100,7 +104,7 @@ def _check_offline_source(model_name: str, overlay: Mapping[str, Any], cache_dir
             f"{model_name}: offline (HF_HUB_OFFLINE=1) and the weights are not in the Hugging Face cache: "
             f"{' or '.join(files)} of https://huggingface.co/{repo} is missing; download it once online, "
             "or pass checkpoint_path=")
-    if load_from == "url":
+    if load_from == "url" and not hub:
         from timm.models._hub import get_cache_dir
 
         url, fname = loc if isinstance(loc, (tuple, list)) else (loc, os.path.basename(urlparse(loc).path))
@@ -525,8 +529,11 @@ def create_model(
         kwargs["pretrained_cfg_overlay"] = overlay
     try:
         model = timm.create_model(model_name, pretrained=pretrained, **kwargs)
-    except (RuntimeError, KeyError) as e:
-        if overlay.get("state_dict") is None or not overlay.get("file"):
+    except (RuntimeError, KeyError, OSError, ValueError) as e:
+        # a Hub file missing offline (huggingface_hub's errors are OSErrors); the model's own ValueErrors pass
+        if pretrained and overlay.get("state_dict") is None and (isinstance(e, OSError) or not isinstance(e, ValueError)):
+            _check_offline_source(model_name, overlay, kwargs.get("cache_dir"), hub=True)
+        if overlay.get("state_dict") is None or not overlay.get("file") or not isinstance(e, (RuntimeError, KeyError)):
             raise
         # a wrong family or variant: say which keys and shapes differ and what the file probably is
         raise explain_mismatch(overlay["file"], model_name, overlay["state_dict"], model_kwargs=arch) from e
