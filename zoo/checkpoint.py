@@ -175,12 +175,10 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         self._charge(nbytes, f"an array of shape {tuple(shape)}")
         return np.frombuffer(buf, dtype=dt).reshape(shape, order=order)
 
-    def _scalar(self, dtype, *args):
-        import numpy as np
-
-        dt = self._dtype(dtype)
-        return np.core.multiarray.scalar(dt, *args) if hasattr(np, "core") and not hasattr(np, "_core") \
-            else importlib.import_module("numpy._core.multiarray").scalar(dt, *args)
+    def _scalar(self, real: Callable) -> Callable:
+        def scalar(dtype, *args):
+            return real(self._dtype(dtype), *args)
+        return scalar
 
     def _encode(self, text, encoding="utf-8", errors="strict"):
         if not isinstance(text, str) or encoding != "latin1":
@@ -195,11 +193,10 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
                 return self._array_cls
             if name == "dtype":
                 return self._dtype_factory
+            real = getattr(importlib.import_module(module), name)
             special: Dict[str, Callable] = {"_reconstruct": self._reconstruct, "_frombuffer": self._frombuffer,
-                                            "scalar": self._scalar, "encode": self._encode}
-            if name in special:
-                return special[name]
-            return getattr(importlib.import_module(module), name)
+                                            "scalar": self._scalar(real), "encode": self._encode}
+            return special.get(name, real)
         # numpy dtype classes such as numpy.dtypes.Float32DType (numpy >= 1.25 pickles)
         if module == "numpy.dtypes" and name.endswith("DType") and name not in ("ObjectDType", "VoidDType"):
             return getattr(importlib.import_module(module), name)
