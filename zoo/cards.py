@@ -97,8 +97,8 @@ def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) 
         tags = "; ".join(f"`.{t['tag']}` {_fmt_metric(t['reported'])}" for t in r["tags"]) or "none released"
         cells = ([r["family"]] if with_family else []) + [
             f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]),
-            _match(r["match"]) + (" (official less unused " + ", ".join(f"`{k}`" for k in r["dropped_params"]) + ")"
-                                  if r.get("dropped_params") and r["match"] else ""),
+            _match(r["match"]) + (" (less the unused official " + ", ".join(f"`{k}`" for k in r["dropped_params"])
+                                  + ")" if r.get("dropped_params") and r["match"] else ""),
             _fmt_gmacs(r["gmacs"]), _fmt_input(r["input_size"]), tags]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

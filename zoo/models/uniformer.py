@@ -33,7 +33,7 @@ Deviations from the official code, none of which changes an output:
     * in training mode ``forward`` still returns the inference logits: the official token-labeling
       models return ``(cls, aux, bbox)`` and apply MixToken, the light models return
       ``(head, head_cls)``; these training-only outputs and the MixToken augmentation are not reproduced
-      (``UniFormerLight.forward_cls_head`` gives the class-token logits).
+      (``UniFormerLight.forward_features_with_cls`` gives the final class token).
 """
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
