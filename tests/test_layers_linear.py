@@ -7,7 +7,6 @@ import warnings
 import pytest
 import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
