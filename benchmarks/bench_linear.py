@@ -1,4 +1,5 @@
-"""Linear layers: ``F.linear`` (the BLAS of the torch build) vs ``zoo.layers.linear`` (oneDNN GEMM).
+"""Linear layers: ``nn.Linear`` (``F.linear``, the BLAS of the torch build) vs the same layer after
+``zoo.optimize_for_cpu`` (oneDNN GEMM, :mod:`zoo.accel`).
 
     python benchmarks/bench_linear.py [--threads 2] [--repeats 15]
 
@@ -16,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from zoo.layers.linear import linear
+from zoo import optimize_for_cpu
 
 SHAPES = [
     ("sgemm 2048^3", 2048, 2048, 2048),
@@ -38,14 +39,20 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, inference_mode; "
-          f"speedup = F.linear time / zoo linear time (median of {args.repeats} interleaved repeats)")
+          f"speedup = nn.Linear time / optimize_for_cpu'd time (median of {args.repeats} interleaved repeats)")
     print(f"| GEMM | M x K x N | F.linear GFLOP/s | zoo GFLOP/s | speedup | max err F.linear | max err zoo |")
     print("|---|---|---|---|---|---|---|")
     for label, m, k, n in SHAPES:
         torch.manual_seed(0)
         x, w, b = torch.randn(m, k), torch.randn(n, k) / k ** 0.5, torch.randn(n)
         ref = F.linear(x.double(), w.double(), b.double())
-        fns = [lambda: F.linear(x, w, b), lambda: linear(x, w, b)]
+        layer = torch.nn.Linear(k, n)
+        with torch.no_grad():
+            layer.weight.copy_(w)
+            layer.bias.copy_(b)
+        fast = optimize_for_cpu(torch.nn.Linear(k, n))
+        fast.weight, fast.bias = layer.weight, layer.bias
+        fns = [lambda: layer(x), lambda: fast(x)]
         with torch.inference_mode():
             errs = [(fn().double() - ref).abs().max().item() for fn in fns]
             times = [[], []]

@@ -1,16 +1,23 @@
-"""zoo.layers.linear: oneDNN GEMM for float32 CPU inference, F.linear everywhere else."""
+"""zoo.optimize_for_cpu: opt-in, reversible oneDNN GEMMs for any nn.Module; default models use public ops only."""
 from __future__ import annotations
 
+import pickle
+import warnings
+
 import pytest
+import timm
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo
-from zoo.layers.linear import Linear, linear, onednn_usable, use_onednn_linears
+import zoo.accel as accel
+from zoo.accel import CPULinear, optimize_for_cpu
 
-pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+needs_onednn = pytest.mark.skipif(not accel.onednn_linear_available(),
+                                  reason="this torch build has no working torch.ops.mkldnn._linear_pointwise")
+
+PRIVATE_OP = "mkldnn::_linear_pointwise"
 
 
 def _ops(fn):
@@ -20,81 +27,120 @@ def _ops(fn):
     return {e.key for e in prof.key_averages()}
 
 
-def _operands(dtype=torch.float32):
+def _net():
     torch.manual_seed(0)
-    return torch.randn(3, 7, 40, dtype=dtype), torch.randn(24, 40, dtype=dtype) / 6, torch.randn(24, dtype=dtype)
+    return nn.Sequential(nn.Linear(40, 24), nn.GELU(), nn.Linear(24, 8), nn.Identity()).eval()
 
 
-def test_inference_runs_onednn_and_equals_f_linear_in_float32():
-    x, w, b = _operands()
-    ref = F.linear(x.double(), w.double(), b.double())
+def test_default_zoo_model_runs_no_private_op_and_no_grad_changes_nothing():
+    name = zoo.registry.test_models(family="nat")[0]
+    model = zoo.create_model(name).eval()
+    assert not any(isinstance(m, CPULinear) for m in model.modules())
+    x = torch.randn(1, 3, 64, 64)
+    assert PRIVATE_OP not in _ops(lambda: model(x))
     with torch.no_grad():
-        assert "mkldnn::_linear_pointwise" in _ops(lambda: linear(x, w, b))
-        y = linear(x, w, b)
-        assert y.shape == (3, 7, 24) and y.dtype == torch.float32
-        assert (y.double() - ref).abs().max() < 1e-5
-        # non-contiguous input and no bias
-        xt = x.transpose(0, 1)
-        torch.testing.assert_close(linear(xt, w), F.linear(xt, w), rtol=1e-5, atol=1e-5)
+        y0 = model(x)
+    y1 = model(x)  # autograd recording: same kernels, so bit-identical
+    assert torch.equal(y0, y1.detach())
 
 
+@needs_onednn
 @pytest.mark.filterwarnings("ignore:TF32 acceleration")
-def test_training_float64_autocast_and_switched_off_are_f_linear_exactly():
-    x, w, b = _operands()
-    wp = nn.Parameter(w.clone())
-    y = linear(x, wp, b)  # grad recorded: the aten op, which has a backward
-    assert "mkldnn::_linear_pointwise" not in _ops(lambda: linear(x, wp, b))
-    assert torch.equal(y, F.linear(x, wp, b))
+def test_optimize_swaps_linears_keeping_parameters_keys_hooks_and_outputs():
+    net = _net()
+    keys, params = list(net.state_dict()), list(net.parameters())
+    x = torch.randn(3, 7, 40)
+    with torch.no_grad():
+        ref = net(x)
+    fired = []
+    net[0].register_forward_hook(lambda m, i, o: fired.append(o.shape))
+    assert optimize_for_cpu(net) is net
+    assert [type(m) for m in net] == [CPULinear, nn.GELU, CPULinear, nn.Identity]
+    assert list(net.state_dict()) == keys and all(a is b for a, b in zip(net.parameters(), params))
+    with torch.no_grad():
+        assert PRIVATE_OP in _ops(lambda: net(x))
+        y = net(x)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    assert fired and fired[-1] == (3, 7, 24)
+    # training records autograd: the standard op, which has a backward
+    y = net(x)
+    assert PRIVATE_OP not in _ops(lambda: net(x))
     y.sum().backward()
-    assert wp.grad is not None
+    assert net[0].weight.grad is not None
+    # float64, the FLOP counter and oneDNN switched off see the standard op, exactly
     with torch.no_grad():
-        x64, w64, b64 = _operands(torch.float64)
-        assert torch.equal(linear(x64, w64, b64), F.linear(x64, w64, b64))
+        x64 = x.double()
+        net64 = optimize_for_cpu(_net().double())
+        assert torch.equal(net64(x64), _net().double()(x64))
+        with FlopCounterMode(display=False) as counter:
+            net(x)
+        assert counter.get_total_flops() == 2 * 3 * 7 * (40 * 24 + 24 * 8)
         with torch.backends.mkldnn.flags(enabled=False):
-            assert not onednn_usable(x, w, b)
-            assert torch.equal(linear(x, w, b), F.linear(x, w, b))
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert linear(x, w, b).dtype == torch.bfloat16
+            assert PRIVATE_OP not in _ops(lambda: net(x))
 
 
-def test_flop_counter_and_meta_tensors_see_the_standard_op():
-    x, w, b = _operands()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        linear(x, w, b)
-    assert counter.get_total_flops() == 2 * 3 * 7 * 40 * 24
+@needs_onednn
+def test_reversal_restores_plain_linears_for_quantization_and_pickling():
+    net = _net()
+    x = torch.randn(2, 40)
     with torch.no_grad():
-        assert linear(x.to("meta"), w.to("meta"), b.to("meta")).shape == (3, 7, 24)
-
-
-def test_nan_propagates():
-    x, w, b = _operands()
-    x[0, 0, 0] = float("nan")
-    with torch.no_grad():
-        y = linear(x, w, b)
-    assert torch.isnan(y[0, 0]).all() and not torch.isnan(y[1]).any()
-
-
-def test_swap_keeps_parameters_keys_and_outputs():
-    net = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4), nn.Conv2d(1, 1, 1))
-    keys = list(net.state_dict())
-    use_onednn_linears(net)
-    assert [type(m) for m in net] == [Linear, nn.GELU, Linear, nn.Conv2d]
-    assert list(net.state_dict()) == keys and isinstance(net[0], nn.Linear)
-
-
-def test_every_registered_model_is_built_with_onednn_linears():
-    for name in zoo.registry.test_models():
-        model = zoo.create_model(name)
-        assert not [n for n, m in model.named_modules() if type(m) is nn.Linear], name
-
-
-def test_swap_back_for_code_that_needs_the_exact_class():
-    import warnings
-
-    net = use_onednn_linears(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)))
-    use_onednn_linears(net, enabled=False)
+        ref = net(x)
+    optimize_for_cpu(net)
+    optimize_for_cpu(net, enabled=False)
     assert type(net[0]) is nn.Linear and type(net[2]) is nn.Linear
+    with torch.no_grad():
+        assert torch.equal(net(x), ref)
+    assert b"zoo" not in pickle.dumps(net)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice
         q = torch.ao.quantization.quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
     assert type(q[0]).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    torch.testing.assert_close(q(x), ref, rtol=0.05, atol=0.05)
+
+
+@needs_onednn
+def test_works_on_timm_models_shared_modules_and_a_bare_linear():
+    model = timm.create_model("test_vit").eval()
+    x = torch.randn(1, 3, *model.pretrained_cfg["input_size"][1:])
+    with torch.no_grad():
+        ref = model(x)
+        n_linear = sum(type(m) is nn.Linear for m in model.modules())
+        optimize_for_cpu(model)
+        assert sum(type(m) is CPULinear for m in model.modules()) == n_linear > 0
+        torch.testing.assert_close(model(x), ref, rtol=1e-4, atol=1e-4)
+    shared = nn.Linear(4, 4)
+    seq = optimize_for_cpu(nn.Sequential(shared, nn.ReLU(), shared))
+    assert seq[0] is seq[2] and type(seq[0]) is CPULinear
+    assert optimize_for_cpu(seq, enabled=False)[0] is shared
+    bare = optimize_for_cpu(shared)
+    assert type(bare) is CPULinear and optimize_for_cpu(bare, enabled=False) is shared
+
+
+def test_missing_or_changed_private_op_fails_clearly(monkeypatch):
+    monkeypatch.setattr(accel, "_AVAILABLE", None)
+    monkeypatch.setattr(accel, "_onednn_op", lambda: None)
+    net = _net()
+    with pytest.raises(RuntimeError, match="_linear_pointwise is not available"):
+        optimize_for_cpu(net)
+    assert type(net[0]) is nn.Linear  # unchanged
+
+    def changed(*args):
+        raise TypeError("_linear_pointwise() takes 4 arguments")
+
+    monkeypatch.setattr(accel, "_AVAILABLE", None)
+    monkeypatch.setattr(accel, "_onednn_op", lambda: changed)
+    with pytest.raises(RuntimeError, match="signature may have changed"):
+        optimize_for_cpu(net)
+    with pytest.raises(TypeError, match="nn.Module"):
+        optimize_for_cpu(lambda x: x)
+
+
+def test_nan_propagates():
+    net = _net()
+    if accel.onednn_linear_available():
+        optimize_for_cpu(net)
+    x = torch.randn(2, 40)
+    x[0, 0] = float("nan")
+    with torch.no_grad():
+        y = net(x)
+    assert torch.isnan(y[0]).all() and not torch.isnan(y[1]).any()

@@ -1,8 +1,6 @@
 """UniFormer: official parity (float64 bundles), checkpoint conversion of every manifest, family specifics."""
 from __future__ import annotations
 
-import fnmatch
-
 import pytest
 import torch
 
@@ -94,7 +92,13 @@ def test_every_official_key_converts(official):
     m = manifest(f"uniformer/{official}")
     name = ZOO_NAME.get(official, official)
     model = _meta_model(name)
-    assert sum(p.numel() for p in model.parameters()) == m["_meta"]["n_params"]
+    # official count = zoo count + the official parameters the official forward never uses (not built)
+    dropped = {k: s for k, s in m["state_dict"].items() if k in U.DROPPED_OFFICIAL_KEYS}
+    n_dropped = sum(torch.Size(s).numel() for s in dropped.values())
+    assert sum(p.numel() for p in model.parameters()) + n_dropped == m["_meta"]["n_params"]
+    entry = zoo.registry.model_entry(name)
+    assert entry.official_params == m["_meta"]["n_params"]
+    assert entry.dropped_params == {k: torch.Size(s).numel() for k, s in dropped.items()}
     official_sd = _zeros_state_dict(m["state_dict"])
     converted = U.checkpoint_filter_fn(official_sd, model)
     target = model.state_dict()
@@ -300,7 +304,11 @@ def test_light_model_logits_are_the_official_inference_head():
     with torch.no_grad():
         cls_token, feats = m.forward_features_with_cls(x)
         assert torch.allclose(m(x), m.head(feats.mean((2, 3))), atol=1e-6)
-        assert m.forward_cls_head(cls_token).shape == (2, 10)
+        assert cls_token.shape == (2, 1, m.num_features)
+    # the official class-token head is unused by the official forward: not built, dropped on load
+    assert not hasattr(m, "norm_cls") and not hasattr(m, "head_cls")
+    sd = dict(m.state_dict(), **{"norm_cls.weight": torch.ones(64), "head_cls.bias": torch.zeros(10)})
+    m.load_state_dict(U.checkpoint_filter_fn(sd, m), strict=True)
 
 
 @pytest.mark.parametrize("name", ["uniformer_test", "uniformer_video_test", "uniformer_light_test"])
@@ -312,9 +320,9 @@ def test_test_model_contract(name):
         out = m(x)
         assert out.shape == (2, m.num_classes)
         out.sum().backward()
-        skip = getattr(m, "no_grad_params", ())
+        assert not hasattr(m, "no_grad_params")
         for n, p in m.named_parameters():
-            assert p.grad is not None or any(fnmatch.fnmatch(n, pat) for pat in skip), n
+            assert p.grad is not None, n
         final, inter = m.forward_intermediates(x)
         assert torch.allclose(final, m.forward_features(x), atol=1e-5)
         assert len(inter) == 4
@@ -330,6 +338,12 @@ def test_test_model_contract(name):
         assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (2, m.num_features)
         m.reset_classifier(0)
         assert m(x).shape == (2, m.num_features)
+        # unpooled, as in timm: the channels-first map, not tokens
+        m.reset_classifier(0, "")
+        feats = m.forward_features(x)
+        assert m(x).shape == feats.shape and m(x).shape[:2] == (2, m.num_features)
+        m.reset_classifier(5, "")
+        assert m(x).shape == (2, 5) + feats.shape[2:]
 
 
 def test_official_file_loads_through_create_model(tmp_path):

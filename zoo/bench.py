@@ -1,4 +1,4 @@
-"""Inference benchmark: ``python -m zoo bench [NAMES] [--batch 1 8] [--compile] [--channels-last] [--json FILE]``.
+"""Inference benchmark: ``python -m zoo bench [NAMES] [--batch 1 8] [--compile] [--channels-last] [--default-only] [--json FILE]``.
 
 For each model at its default input, fp32, under ``torch.inference_mode``: warm-up, then the median
 over timed repeats. Printed per model and batch size: images/s, achieved GFLOP/s (GFLOP/s =
@@ -8,7 +8,12 @@ over timed repeats. Printed per model and batch size: images/s, achieved GFLOP/s
 ceiling (a 2048^3 product, through ``torch.mm``'s BLAS and through oneDNN, whichever is faster), so
 every figure reads as a fraction of the limit.
 
-Each (model, batch) runs in a fresh process so that its peak resident memory is its own.
+Every model, the reference too, is measured twice: as built (``default``: standard modules, public
+ops, what ``create_model`` returns) and after ``zoo.optimize_for_cpu`` (``optimized``: its Linears on
+oneDNN's GEMM). Each row's ratios are against the reference *in the same mode*, so a ratio compares
+two models, never two GEMM backends.
+
+Each (model, batch, mode) runs in a fresh process so that its peak resident memory is its own.
 """
 from __future__ import annotations
 
@@ -33,13 +38,20 @@ def sgemm_gflops(n: int = 2048, repeats: int = 5, backend: str = "blas") -> floa
     """Measured fp32 matmul throughput of this machine (GFLOP/s) for an ``n``-cubed GEMM.
 
     ``backend="blas"``: ``torch.mm``, the BLAS of the torch build (MKL in the x86 wheels), which
-    timm's models use; ``"onednn"``: ``zoo.layers.linear.linear`` (oneDNN's GEMM, which zoo models use
-    for float32 CPU inference; see that module). The larger is the machine's ceiling.
+    every default model uses; ``"onednn"``: a Linear after ``zoo.optimize_for_cpu`` (oneDNN's GEMM,
+    see :mod:`zoo.accel`). The larger is the machine's ceiling.
     """
-    from .layers.linear import linear
+    from .accel import optimize_for_cpu
 
     a, b = torch.randn(n, n), torch.randn(n, n)
-    fn = (lambda: torch.mm(a, b)) if backend == "blas" else (lambda: linear(a, b))
+    if backend == "blas":
+        fn = lambda: torch.mm(a, b)  # noqa: E731
+    else:
+        lin = torch.nn.Linear(n, n, bias=False)
+        with torch.no_grad():
+            lin.weight.copy_(b.t())
+        lin = optimize_for_cpu(lin)
+        fn = lambda: lin(a)  # noqa: E731
     with torch.inference_mode():
         fn()
         times = []
@@ -56,8 +68,9 @@ def _rss_mb() -> float:
 
 
 def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.0, min_repeats: int = 3,
-              max_repeats: int = 50, channels_last: bool = False) -> Dict[str, Any]:
-    """Benchmark one model in this process (``run`` calls it in a child process per model)."""
+              max_repeats: int = 50, channels_last: bool = False, optimized: bool = False) -> Dict[str, Any]:
+    """Benchmark one model in this process (``run`` calls it in a child process per model);
+    ``optimized``: after ``zoo.optimize_for_cpu``."""
     import timm
 
     import zoo  # noqa: F401  (registers the zoo models with timm)
@@ -71,6 +84,8 @@ def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.
     gmacs = count_macs(meta, input_size=input_size, device="meta") / 1e9
     del meta
     model = timm.create_model(name).eval()
+    if optimized:
+        model = zoo.optimize_for_cpu(model)
     x = torch.randn(batch, *input_size)
     if channels_last:
         fmt = torch.channels_last if x.ndim == 4 else torch.channels_last_3d
@@ -89,23 +104,25 @@ def bench_one(name: str, batch: int, compile: bool = False, min_time: float = 2.
     sec = statistics.median(times)
     ips = batch / sec
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    return dict(name=name, batch=batch, compile=compile, channels_last=channels_last, input_size=input_size,
+    return dict(name=name, batch=batch, compile=compile, channels_last=channels_last, optimized=optimized,
+                input_size=input_size,
                 gmacs=gmacs,
                 seconds_per_batch=sec, images_per_s=ips, gflops_per_s=2 * gmacs * ips,
                 peak_rss_mb=peak_mb, rss_before_mb=rss_before, repeats=len(times))
 
 
-def _child(queue, name, batch, compile, channels_last):
+def _child(queue, name, batch, compile, channels_last, optimized):
     try:
-        queue.put(bench_one(name, batch, compile, channels_last=channels_last))
+        queue.put(bench_one(name, batch, compile, channels_last=channels_last, optimized=optimized))
     except Exception as e:  # reported as a row, never hides the other models
-        queue.put(dict(name=name, batch=batch, compile=compile, error=f"{type(e).__name__}: {e}"))
+        queue.put(dict(name=name, batch=batch, compile=compile, optimized=optimized, error=f"{type(e).__name__}: {e}"))
 
 
-def _in_child(name: str, batch: int, compile: bool, channels_last: bool = False) -> Dict[str, Any]:
+def _in_child(name: str, batch: int, compile: bool, channels_last: bool = False,
+              optimized: bool = False) -> Dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(queue, name, batch, compile, channels_last))
+    proc = ctx.Process(target=_child, args=(queue, name, batch, compile, channels_last, optimized))
     proc.start()
     result = queue.get()
     proc.join()
@@ -113,7 +130,8 @@ def _in_child(name: str, batch: int, compile: bool, channels_last: bool = False)
 
 
 def run(names: Sequence[str], batches: Sequence[int] = (1, 8), compile: bool = False,
-        progress: bool = True, channels_last: bool = False) -> Dict[str, Any]:
+        progress: bool = True, channels_last: bool = False, optimized: bool = True) -> Dict[str, Any]:
+    """``optimized``: also measure every model (the reference too) after ``zoo.optimize_for_cpu``."""
     from tqdm import tqdm
 
     machine = dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
@@ -122,36 +140,49 @@ def run(names: Sequence[str], batches: Sequence[int] = (1, 8), compile: bool = F
     machine["ceiling_gflops"] = max(machine["sgemm_gflops"], machine["onednn_gflops"])
     # the reference runs first and last: the machine's drift over the run shows in the two, and the
     # ratios use the faster of them (the first job of a run has measured up to 40% slow)
-    jobs = [(REFERENCE, b) for b in batches] + [(n, b) for n in names for b in batches] + \
-        [(REFERENCE, b) for b in batches]
+    modes = (False, True) if optimized else (False,)
+    first = [(REFERENCE, b, o) for b in batches for o in modes]
+    jobs = first + [(n, b, o) for n in names for b in batches for o in modes] + \
+        [(REFERENCE, b, o) for b in batches for o in modes]
     rows = []
-    for i, (name, batch) in enumerate(tqdm(jobs, desc="zoo bench", disable=not progress, file=sys.stderr)):
-        rows.append(_in_child(name, batch, compile, channels_last))
+    for i, (name, batch, opt) in enumerate(tqdm(jobs, desc="zoo bench", disable=not progress, file=sys.stderr)):
+        rows.append(_in_child(name, batch, compile, channels_last, opt))
+        rows[-1].setdefault("optimized", opt)
         if name == REFERENCE:
-            rows[-1]["reference_run"] = "first" if i < len(batches) else "last"
+            rows[-1]["reference_run"] = "first" if i < len(first) else "last"
     result = dict(machine=machine, reference=REFERENCE, rows=rows, compile=compile, channels_last=channels_last)
     return apply_reference(result)
 
 
 def apply_reference(result: Dict[str, Any]) -> Dict[str, Any]:
-    """Ratios of every row against the faster reference run of its batch size (in place)."""
+    """Ratios of every row against the faster reference run of its batch size *and mode* (default or
+    optimized), in place; ``speedup_optimized`` is a row's optimized images/s over its default's."""
     rows, machine = result["rows"], result["machine"]
-    ref: Dict[int, Dict[str, float]] = {}
-    for b in sorted({r["batch"] for r in rows}):
-        runs = [r for r in rows if r["name"] == REFERENCE and r["batch"] == b and "error" not in r]
+    ref: Dict[Any, Dict[str, float]] = {}
+    for key in sorted({(r["batch"], bool(r.get("optimized"))) for r in rows}):
+        runs = [r for r in rows if r["name"] == REFERENCE and (r["batch"], bool(r.get("optimized"))) == key
+                and "error" not in r]
         if runs:
             ips = max(r["images_per_s"] for r in runs)
-            ref[b] = dict(images_per_s=ips, gflops_per_s=2 * runs[0]["gmacs"] * ips,
-                          spread=ips / min(r["images_per_s"] for r in runs))
+            ref[key] = dict(images_per_s=ips, gflops_per_s=2 * runs[0]["gmacs"] * ips,
+                            spread=ips / min(r["images_per_s"] for r in runs))
+    best: Dict[Any, float] = {}
+    for r in rows:
+        if "error" not in r:
+            k = (r["name"], r["batch"], bool(r.get("optimized")))
+            best[k] = max(best.get(k, 0.0), r["images_per_s"])
     for r in rows:
         if "error" in r:
             continue
         r["fraction_of_ceiling"] = r["gflops_per_s"] / machine["ceiling_gflops"]
-        base = ref.get(r["batch"])
+        base = ref.get((r["batch"], bool(r.get("optimized"))))
         if base:
             r["efficiency_vs_swin_tiny"] = r["gflops_per_s"] / base["gflops_per_s"]
             r["speed_vs_swin_tiny"] = r["images_per_s"] / base["images_per_s"]
-    result["reference_spread"] = {b: v["spread"] for b, v in ref.items()}
+        if r.get("optimized") and best.get((r["name"], r["batch"], False)):
+            r["speedup_optimized"] = r["images_per_s"] / best[(r["name"], r["batch"], False)]
+    # the reference's spread (first vs last run) per batch size, in the default mode
+    result["reference_spread"] = {b: v["spread"] for (b, o), v in ref.items() if not o}
     return result
 
 
@@ -162,25 +193,29 @@ def render(result: Dict[str, Any]) -> str:
         f"measured fp32 GEMM ceiling (2048^3): {m['sgemm_gflops']:.0f} GFLOP/s torch.mm (BLAS), "
         f"{m['onednn_gflops']:.0f} GFLOP/s oneDNN",
         "fp32, torch.inference_mode, default input, median over repeats; GFLOP/s = 2 x GMACs x images/s; "
-        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s (same run: the faster of its first "
-        f"and last job; they differ by "
+        f"efficiency = model GFLOP/s / {result['reference']} GFLOP/s in the same mode (default: as built, "
+        "public ops; optimized: after zoo.optimize_for_cpu, the reference too) and the same run (the faster "
+        f"of its first and last job; they differ by "
         + ", ".join(f"{100 * (s - 1):.0f}% at batch {b}" for b, s in result.get("reference_spread", {}).items())
         + f"); of ceiling = GFLOP/s / {m['ceiling_gflops']:.0f}"
         + ("; every model torch.compile'd (inductor), the reference too" if result.get("compile") else "")
         + ("; models and inputs channels_last" if result.get("channels_last") else ""),
         "",
-        "| model | batch | input | GMACs | images/s | speed vs swin_tiny | GFLOP/s | efficiency vs swin_tiny | "
-        "of ceiling | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | mode | batch | input | GMACs | images/s | speed vs swin_tiny | GFLOP/s | "
+        "efficiency vs swin_tiny | of ceiling | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
+        mode = "optimized" if r.get("optimized") else "default"
         if "error" in r:
-            lines.append(f"| `{r['name']}` | {r['batch']} | ERROR: {r['error'][:100]} | | | | | | | |")
+            lines.append(f"| `{r['name']}` | {mode} | {r['batch']} | ERROR: {r['error'][:100]} | | | | | | | |")
             continue
         size = "x".join(str(s) for s in r["input_size"][1:])
         label = f"`{r['name']}`" + (f" ({r['reference_run']} run)" if r.get("reference_run") else "")
+        if r.get("speedup_optimized"):
+            mode += f" ({r['speedup_optimized']:.2f}x)"
         lines.append(
-            f"| {label} | {r['batch']} | {size} | {r['gmacs']:.2f} | {r['images_per_s']:.2f} | "
+            f"| {label} | {mode} | {r['batch']} | {size} | {r['gmacs']:.2f} | {r['images_per_s']:.2f} | "
             f"{r.get('speed_vs_swin_tiny', float('nan')):.2f}x | {r['gflops_per_s']:.1f} | "
             f"{r.get('efficiency_vs_swin_tiny', float('nan')):.2f} | {100 * r.get('fraction_of_ceiling', 0):.0f}% | "
             f"{r['peak_rss_mb']:.0f} |")
@@ -188,8 +223,8 @@ def render(result: Dict[str, Any]) -> str:
 
 
 def main(names: Sequence[str], batches: Sequence[int], compile: bool, json_path: Optional[str],
-         progress: bool = True, channels_last: bool = False) -> int:
-    result = run(names, batches, compile, progress, channels_last)
+         progress: bool = True, channels_last: bool = False, optimized: bool = True) -> int:
+    result = run(names, batches, compile, progress, channels_last, optimized)
     print(render(result))
     if json_path:
         with open(json_path, "w") as f:

@@ -48,7 +48,8 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
         row = dict(name=name, family=entry.family, task=entry.task, official_params=entry.official_params,
                    official_source=entry.official_source,
                    **{k: v for k, v in measure(name).items() if k in ('params', 'gmacs', 'input_size')})
-        row["match"] = None if entry.official_params is None else row["params"] == entry.official_params
+        row["match"] = None if entry.official_params is None else row["params"] == entry.expected_params
+        row["dropped_params"] = dict(entry.dropped_params)
         tags = []
         for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
             tags.append(dict(tag=tag, location=cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("origin_url"),
@@ -95,7 +96,9 @@ def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) 
     for r in rows:
         tags = "; ".join(f"`.{t['tag']}` {_fmt_metric(t['reported'])}" for t in r["tags"]) or "none released"
         cells = ([r["family"]] if with_family else []) + [
-            f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]), _match(r["match"]),
+            f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]),
+            _match(r["match"]) + (" (less the unused official " + ", ".join(f"`{k}`" for k in r["dropped_params"])
+                                  + ")" if r.get("dropped_params") and r["match"] else ""),
             _fmt_gmacs(r["gmacs"]), _fmt_input(r["input_size"]), tags]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -5,7 +5,7 @@
     zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png [--bench-json FILE]]
     zoo cards [--check] [--dir DIR]
     zoo convert NAME --checkpoint FILE --out DIR [--overwrite] [--push REPO]
-    zoo bench [NAMES] [--batch 1 8] [--compile] [--json FILE]
+    zoo bench [NAMES] [--batch 1 8] [--compile] [--default-only] [--json FILE]
 """
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
         except Exception as e:  # report and go on: one broken model must not hide the others
             row["error"] = f"{type(e).__name__}: {e}"
         if row.get("params") is not None and entry.official_params is not None:
-            row["match"] = row["params"] == entry.official_params
+            row["match"] = row["params"] == entry.expected_params
         else:
             row["match"] = None
         rows.append(row)
@@ -185,7 +185,7 @@ def plot_points(rows: List[Dict[str, Any]], bench: Optional[Dict[str, Any]] = No
     from .registry import model_entry
 
     speed = {r["name"]: r["images_per_s"] for r in (bench or {}).get("rows", [])
-             if r.get("batch") == batch and "error" not in r}
+             if r.get("batch") == batch and "error" not in r and not r.get("optimized")}
     points = []
     for r in rows:
         top1 = [v["value"] for v in model_entry(r["name"]).reported.values()
@@ -315,7 +315,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             found = [zoo.registry.model_entry(pattern).name]
         names += [n for n in found if n not in names]
     return bench_main(names, args.batch, args.compile, args.json, progress=not args.no_progress,
-                      channels_last=args.channels_last)
+                      channels_last=args.channels_last, optimized=not args.default_only)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -369,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     s.add_argument("--compile", action="store_true", help="benchmark torch.compile'd models")
     s.add_argument("--channels-last", action="store_true", help="models and inputs in channels_last memory format")
+    s.add_argument("--default-only", action="store_true",
+                   help="skip the second measurement of every model after zoo.optimize_for_cpu")
     s.add_argument("--json", metavar="FILE")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=cmd_bench)

@@ -20,7 +20,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import timm
 from timm.models import register_model as _timm_register_model
-from .layers.linear import use_onednn_linears
 
 __all__ = [
     "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "register_checkpoint_filter",
@@ -70,6 +69,16 @@ class ModelEntry:
     test_model: bool = False
     test_sizes: Tuple[Tuple[int, ...], ...] = ()  # input sizes (H, W) or (T, H, W) for test models
     num_frames: Optional[int] = None  # video models: default clip length (timm's input_size has no T)
+    # official state-dict keys (-> element count) that the official forward never uses: dropped by the
+    # family's checkpoint_filter_fn and not built, so the zoo model has official_params - their sum
+    dropped_params: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def expected_params(self) -> Optional[int]:
+        """The parameter count the zoo model has: ``official_params`` less the dropped official parameters."""
+        if self.official_params is None:
+            return None
+        return self.official_params - sum(self.dropped_params.values())
 
     @property
     def supports_features(self) -> bool:
@@ -136,6 +145,7 @@ def register_model(
         test_model: bool = False,
         test_sizes: Sequence[Sequence[int]] = (),
         num_frames: Optional[int] = None,
+        dropped_params: Optional[Dict[str, int]] = None,
 ):
     """Register a model entrypoint with timm and record its zoo facts.
 
@@ -156,14 +166,10 @@ def register_model(
         _ENTRIES[name] = ModelEntry(
             name=name, family=family, task=task, official_params=official_params,
             official_source=source, manifest=manifest, reported=dict(reported or {}),
-            test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames)
+            test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames,
+            dropped_params=dict(dropped_params or {}))
 
-        @functools.wraps(f)
-        def entrypoint(*args: Any, **kwargs: Any):
-            # every nn.Linear runs float32 CPU inference on oneDNN's GEMM (zoo.layers.linear)
-            return use_onednn_linears(f(*args, **kwargs))
-
-        return _timm_register_model(entrypoint)
+        return _timm_register_model(f)
 
     if fn is not None:
         return _register(fn)
@@ -369,7 +375,8 @@ def model_info(name: str) -> Dict[str, Any]:
         "params": m["params"],
         "official_params": entry.official_params,
         "official_source": entry.official_source,
-        "params_match": None if entry.official_params is None else m["params"] == entry.official_params,
+        "params_match": None if entry.official_params is None else m["params"] == entry.expected_params,
+        "dropped_params": dict(entry.dropped_params),
         "gmacs": m["gmacs"],
         "input_size": m["input_size"],
         "num_classes": m["num_classes"],

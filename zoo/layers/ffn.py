@@ -41,8 +41,8 @@ class DetailSpecificFFN(nn.Module):
 
     The Linear layers act on the last axis; the depthwise conv sees the same memory as a
     ``channels_last`` NCHW tensor (a permuted view, no copy), which is also the fastest layout for
-    depthwise convolutions on CPU. ``dwconv`` holds DW's own weights (as in the official code); the
-    residual ``h + DW(h)`` is computed as one conv with the identity added to the centre taps.
+    depthwise convolutions on CPU. ``dwconv`` holds DW's own weights (as in the official code) and is
+    called as a module (hooks, quantization and pruning see it); the residual ``h + DW(h)`` is added.
     """
 
     def __init__(
@@ -68,13 +68,7 @@ class DetailSpecificFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fc1(x)
-        # h + DW(h) is itself a depthwise conv whose centre taps are one larger: folding the identity
-        # into the (small) weight saves a full pass over the largest activation of the block
-        weight = self.dwconv.weight.clone()
-        c = self.dwconv.kernel_size[0] // 2
-        weight[:, :, c, c] += 1.0
-        x = F.conv2d(x.permute(0, 3, 1, 2), weight, self.dwconv.bias, padding=self.dwconv.padding,
-                     groups=self.dwconv.groups).permute(0, 2, 3, 1)
+        x = x + self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         x = self.drop1(self.act(x))
         return self.drop2(self.fc2(x))
 

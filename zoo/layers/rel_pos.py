@@ -9,7 +9,11 @@
   :func:`get_decomposed_rel_pos_bias` turns it into the ``q . R_h + q . R_w`` attention bias,
   computed from the unscaled queries, ready to pass as ``attn_mask``.
 """
-from timm.layers import RelPosBias, resize_rel_pos_bias_table
+from typing import Optional
+
+import torch
+from timm.layers import RelPosBias as _TimmRelPosBias
+from timm.layers import resize_rel_pos_bias_table
 from timm.layers.pos_embed_rel import gen_relative_position_index
 from timm.models.vision_transformer_sam import get_decomposed_rel_pos_bias, get_rel_pos
 
@@ -17,3 +21,15 @@ __all__ = [
     "RelPosBias", "gen_relative_position_index", "resize_rel_pos_bias_table", "get_rel_pos",
     "get_decomposed_rel_pos_bias",
 ]
+
+
+class RelPosBias(_TimmRelPosBias):
+    """timm's ``RelPosBias`` (same table, index and state-dict keys) that, called without attention
+    scores, returns the bias ``(1, heads, N, N)``: attention on ``F.scaled_dot_product_attention`` then
+    calls the module (``attn_mask=self.rel_pos()``), so hooks and pruning see it."""
+
+    def forward(self, attn: Optional[torch.Tensor] = None,
+                shared_rel_pos: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if attn is None:
+            return self.get_bias()
+        return super().forward(attn, shared_rel_pos)

@@ -20,7 +20,9 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import RelPosBias, to_2tuple
+from timm.layers import to_2tuple
+
+from zoo.layers.rel_pos import RelPosBias
 
 __all__ = ["pad_to_multiple", "window_partition", "window_reverse", "WindowAttention"]
 
@@ -104,7 +106,7 @@ class WindowAttention(nn.Module):
         """Attention over ``(B * nW, N, C)`` token windows, before the output projection."""
         Bw, N, C = windows.shape
         q, k, v = self.qkv(windows).view(Bw, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        bias = self.rel_pos.get_bias().to(q.dtype) if self.rel_pos is not None else None
+        bias = self.rel_pos().to(q.dtype) if self.rel_pos is not None else None
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
         return x.transpose(1, 2).reshape(Bw, N, C)

@@ -23,14 +23,17 @@ Deviations from the official code, none of which changes an output:
     * layer scale is a constructor argument (officially a module global that leaks between builds);
     * the light models pass the class token and token scores from block to block explicitly (officially
       module globals);
-    * maps are kept channels-last in memory and 1x1 convs run as channel matmuls (same parameters);
+    * maps are kept channels-last in memory and the local blocks' 1x1 convs are ``nn.Linear`` layers over
+      the channel axis (same values; the converter flattens the official kernels);
+    * the light models' class-token head (``norm_cls``/``head_cls``, unused by the official forward) is
+      not built;
     * attention runs through ``F.scaled_dot_product_attention``;
     * the video model takes a tensor ``(B, C, T, H, W)`` (a one-element list, the official calling
       convention, is accepted too);
     * in training mode ``forward`` still returns the inference logits: the official token-labeling
       models return ``(cls, aux, bbox)`` and apply MixToken, the light models return
       ``(head, head_cls)``; these training-only outputs and the MixToken augmentation are not reproduced
-      (``UniFormerLight.forward_cls_head`` gives the class-token logits).
+      (``UniFormerLight.forward_features_with_cls`` gives the final class token).
 """
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -41,20 +44,19 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import Attention, DropPath, Mlp, trunc_normal_
 from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
-from zoo.layers.linear import linear
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
 __all__ = [
-    "UniFormer", "LocalBlock", "GlobalBlock", "GlobalMHRA", "PatchEmbed", "ConvStem", "ConvDownsample",
-    "UniFormerStage", "UniFormerLight", "UniFormerLightStage", "EvoGlobalBlock", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
+    "UniFormer", "LocalBlock", "GlobalBlock", "PatchEmbed", "ConvStem", "ConvDownsample",
+    "UniFormerStage", "UniFormerLight", "UniFormerLightStage", "EvoGlobalBlock", "checkpoint_filter_fn", "DROPPED_OFFICIAL_KEYS", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
 ]
 
 register_family(
@@ -85,36 +87,17 @@ def _bn_cls(spatial_dims: int):
     return nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
 
 
-def _channel_view(gamma: torch.Tensor, ndim: int) -> torch.Tensor:
-    """A per-channel vector broadcast over a channels-first map of ``ndim`` dims."""
-    return gamma.view((1, -1) + (1,) * (ndim - 2))
+def _tokens_last(x: torch.Tensor) -> torch.Tensor:
+    """A channels-first map (B, C, *S) as (B, *S, C). On the channels-last maps the stages keep this is
+    a free view, and a Linear over it is the 1x1 (1x1x1) conv as one GEMM that writes a channels-last
+    result. Explicit non-negative permutations: the legacy ONNX exporter writes an invalid
+    ``Transpose`` for ``movedim(1, -1)``."""
+    return x.permute(0, 2, 3, 1) if x.ndim == 4 else x.permute(0, 2, 3, 4, 1)
 
 
-def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """A 1x1 (1x1x1) conv as a Linear over the channel axis.
-
-    On the channels-last maps the stages keep, ``movedim(1, -1)`` is a free view and the matmul writes a
-    channels-last result, where PyTorch's CPU conv would fall back to its slow (copying) path. The
-    parameters keep the official conv shapes.
-    """
-    return linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
-
-
-class LocalMlp(nn.Module):
-    """The FFN of the local blocks: 1x1 conv -> GELU -> 1x1 conv over a channels-first map (2-D or 3-D)."""
-
-    def __init__(self, dim: int, hidden_dim: int, spatial_dims: int = 2, act_layer=nn.GELU, drop: float = 0.):
-        super().__init__()
-        conv = _conv_cls(spatial_dims)
-        self.fc1 = conv(dim, hidden_dim, 1)
-        self.act = act_layer()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = conv(hidden_dim, dim, 1)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop1(self.act(_pointwise(x, self.fc1.weight, self.fc1.bias)))
-        return self.drop2(_pointwise(x, self.fc2.weight, self.fc2.bias))
+def _channels_first(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`_tokens_last`: (B, *S, C) -> (B, C, *S), a view."""
+    return x.permute(0, 3, 1, 2) if x.ndim == 4 else x.permute(0, 4, 1, 2, 3)
 
 
 class LocalBlock(nn.Module):
@@ -122,6 +105,13 @@ class LocalBlock(nn.Module):
 
     ``x = x + DPE(x)``; ``x = x + conv1x1(dwconv5(conv1x1(BN(x))))``; ``x = x + FFN(BN(x))``. The
     official code has no activation between the three convs of the relation aggregator.
+
+    The 1x1 (1x1x1) convs ``conv1``, ``conv2`` and the FFN's ``fc1``/``fc2`` are ``nn.Linear`` layers
+    applied over the channel axis of the channels-last map (a 1x1 conv *is* a Linear over channels; the
+    FFN is then timm's ``Mlp``, the one the global blocks use). PyTorch's CPU Conv3d is 1.5-3x slower
+    than the same GEMM for 1x1x1 kernels on channels-last maps, and the Linears are what quantization,
+    LoRA and ``zoo.optimize_for_cpu`` work on. ``checkpoint_filter_fn`` reshapes the official conv
+    kernels ``(out, in, 1, 1[, 1])`` to ``(out, in)``; the keys are the official ones.
     """
 
     def __init__(
@@ -138,12 +128,12 @@ class LocalBlock(nn.Module):
         conv, bn = _conv_cls(spatial_dims), _bn_cls(spatial_dims)
         self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=spatial_dims)
         self.norm1 = bn(dim)
-        self.conv1 = conv(dim, dim, 1)
+        self.conv1 = nn.Linear(dim, dim)
         self.attn = conv(dim, dim, 5, padding=2, groups=dim)
-        self.conv2 = conv(dim, dim, 1)
+        self.conv2 = nn.Linear(dim, dim)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = bn(dim)
-        self.mlp = LocalMlp(dim, int(dim * mlp_ratio), spatial_dims, act_layer=act_layer, drop=proj_drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
         self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         # layer scale (official TL `large_ls`): one gain per channel, stored flat
         self.gamma_1 = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
@@ -151,43 +141,16 @@ class LocalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos_embed(x)
-        y = _pointwise(self.norm1(x), self.conv1.weight, self.conv1.bias)
-        y = _pointwise(self.attn(y), self.conv2.weight, self.conv2.bias)
+        y = _channels_first(self.conv1(_tokens_last(self.norm1(x))))
+        y = self.conv2(_tokens_last(self.attn(y)))
         if self.gamma_1 is not None:
-            y = _channel_view(self.gamma_1, y.ndim) * y
-        x = x + self.drop_path1(y)
-        y = self.mlp(self.norm2(x))
+            y = self.gamma_1 * y
+        x = x + self.drop_path1(_channels_first(y))
+        y = self.mlp(_tokens_last(self.norm2(x)))
         if self.gamma_2 is not None:
-            y = _channel_view(self.gamma_2, y.ndim) * y
-        x = x + self.drop_path2(y)
+            y = self.gamma_2 * y
+        x = x + self.drop_path2(_channels_first(y))
         return x
-
-
-class GlobalMHRA(nn.Module):
-    """Global multi-head relation aggregator: self-attention over all tokens (joint T*H*W for video).
-
-    ``qkv`` is one Linear laid out ``[q; k; v]``, each split into heads of ``dim // num_heads`` channels;
-    the scale is ``(dim // num_heads) ** -0.5``.
-    """
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.,
-                 proj_drop: float = 0.):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
-        x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(self.proj(x))
 
 
 class GlobalBlock(nn.Module):
@@ -210,7 +173,8 @@ class GlobalBlock(nn.Module):
         super().__init__()
         self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=spatial_dims)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = GlobalMHRA(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
+        # the global MHRA is multi-head self-attention: timm's Attention, keys qkv/proj as officially
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
@@ -258,7 +222,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
         # the LayerNorm output is channels-last in memory: handed on as such (see UniFormerStage)
-        return self.norm(x.movedim(1, -1)).movedim(-1, 1)
+        return _channels_first(self.norm(_tokens_last(x)))
 
 
 class ConvStem(nn.Module):
@@ -529,13 +493,17 @@ class UniFormer(nn.Module):
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pooled logits; with ``global_pool=''`` the unpooled map stays channels-first, as in timm:
+        (B, C, *S) features (``pre_logits`` or no classifier), (B, classes, *S) per-position logits."""
+        if self.global_pool != "avg":
+            x = self.head_drop(x)
+            if pre_logits or isinstance(self.head, nn.Identity):
+                return x
+            return _channels_first(self.head(_tokens_last(x)))
         tokens = x.flatten(2)  # (B, C, N)
-        pooled = tokens.mean(-1) if self.global_pool == "avg" else tokens
-        pooled = self.head_drop(pooled)
+        pooled = self.head_drop(tokens.mean(-1))
         if pre_logits:
             return pooled
-        if self.global_pool != "avg":
-            return self.head(pooled.transpose(1, 2))  # per-position logits (B, N, classes)
         logits = self.head(pooled)
         if self.aux_head is not None:
             # token labeling at inference (official): class logits plus half the max over tokens of the
@@ -550,17 +518,18 @@ class UniFormer(nn.Module):
         return self.forward_head(x)
 
 
-class EvoGlobalMHRA(GlobalMHRA):
-    """Global MHRA that also returns the class token's attention to the other tokens, averaged over heads
-    (the score the light models prune with)."""
+class EvoGlobalMHRA(Attention):
+    """timm's ``Attention`` that also returns the class token's attention to the other tokens, averaged
+    over heads (the score the light models prune with)."""
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         B, N, C = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
-        out = self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))
+        q, k = self.q_norm(q), self.k_norm(k)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.)
+        out = self.proj_drop(self.proj(self.norm(out.transpose(1, 2).reshape(B, N, C))))
         # only the class token's row of the attention matrix is needed: (B, heads, 1, N)
-        cls_row = ((q[:, :, :1] @ k.transpose(-2, -1)) * self.head_dim ** -0.5).softmax(-1)
+        cls_row = ((q[:, :, :1] @ k.transpose(-2, -1)) * self.scale).softmax(-1)
         return out, cls_row.mean(1)[:, 0, 1:]
 
 
@@ -701,11 +670,12 @@ class UniFormerLight(nn.Module):
     local blocks in stages 1-2 and token-pruning global blocks (:class:`EvoGlobalBlock`) with a class
     token in stages 3-4 (``cls_upsample`` widens it between them).
 
-    Logits are ``head(mean(BN(map)))`` as the official inference. The class-token branch
-    (``norm_cls``, ``head_cls``) is a training-time auxiliary head of the official code; its weights are
-    kept for checkpoint compatibility and ``forward_cls_head`` computes it, but ``forward`` does not.
+    Logits are ``head(mean(BN(map)))`` as the official inference. The official class-token head
+    (``norm_cls``, ``head_cls``: LayerNorm + Linear on the final class token) is used only by the
+    official training loss, never by its forward: it is not built (every parameter here gets a gradient
+    from ``forward``), ``checkpoint_filter_fn`` drops its weights (``DROPPED_OFFICIAL_KEYS``), and
+    ``forward_features_with_cls`` hands out the final class token for whoever trains such a head.
     """
-    no_grad_params = ("norm_cls.*", "head_cls.*")
 
     def __init__(
             self,
@@ -767,10 +737,8 @@ class UniFormerLight(nn.Module):
             in_dim = dim
         self.stages = nn.ModuleList(stages)  # stages pass (map, class token, scores) along
         self.norm = nn.BatchNorm2d(self.num_features)
-        self.norm_cls = nn.LayerNorm(self.num_features)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head_cls = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.aux_head = None  # no token-labeling head (shares UniFormer.reset_classifier)
         self.apply(UniFormer._init_weights.__get__(self))
 
@@ -783,18 +751,14 @@ class UniFormerLight(nn.Module):
         matcher = UniFormer.group_matcher(self, coarse)
         matcher["stem"] = r"^stages\.0\.downsample|^cls_token"
         if not coarse:
-            matcher["blocks"] = matcher["blocks"][:-1] + [(r"^cls_upsample|^norm|^head_cls", (99999,))]
+            matcher["blocks"] = matcher["blocks"][:-1] + [(r"^cls_upsample|^norm", (99999,))]
         return matcher
 
     set_grad_checkpointing = UniFormer.set_grad_checkpointing
     get_classifier = UniFormer.get_classifier
+    reset_classifier = UniFormer.reset_classifier
+    forward_head = UniFormer.forward_head
     _check = UniFormer._check
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        UniFormer.reset_classifier(self, num_classes, global_pool)
-        ref = self.cls_token
-        self.head_cls = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype) \
-            if num_classes > 0 and isinstance(self.norm_cls, nn.LayerNorm) else nn.Identity()
 
     def _stage_inputs(
             self, i: int, x: torch.Tensor, cls_token: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -846,9 +810,6 @@ class UniFormerLight(nn.Module):
             prune_head: bool = True,
     ) -> List[int]:
         take_indices = UniFormer.prune_intermediate_layers(self, indices, prune_norm, prune_head)
-        if len(self.stages) < 4 or prune_head:
-            self.norm_cls = nn.Identity()
-            self.head_cls = nn.Identity()
         if len(self.stages) < 4:
             self.cls_upsample = nn.Identity()
         return take_indices
@@ -868,18 +829,6 @@ class UniFormerLight(nn.Module):
             cls_token = self.cls_token.repeat(x.shape[0], 1, 1)  # pruned to the local stages
         return cls_token, self.norm(x)
 
-    def forward_cls_head(self, cls_token: torch.Tensor) -> torch.Tensor:
-        """The official training-time class-token logits ``head_cls(norm_cls(cls))``."""
-        return self.head_cls(self.norm_cls(cls_token.squeeze(1)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.flatten(2)
-        if self.global_pool != "avg":
-            x = self.head_drop(x)
-            return x if pre_logits else self.head(x.transpose(1, 2))
-        x = self.head_drop(x.mean(-1))
-        return x if pre_logits else self.head(x)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
@@ -895,6 +844,12 @@ VARIANT_HEAD_DIMS: Dict[str, int] = {
     "uniformer_small_k400": 64, "uniformer_base_k400": 64,
     "uniformer_xxs": 28, "uniformer_xs": 32,
 }
+
+# official parameters that the official forward never uses (UniFormer-XXS/XS's training-time class-token
+# head): not built, dropped on load; the registry records their sizes (``dropped_params``)
+DROPPED_OFFICIAL_KEYS = ("norm_cls.weight", "norm_cls.bias", "head_cls.weight", "head_cls.bias")
+
+_POINTWISE_WEIGHTS = (".conv1.weight", ".conv2.weight", ".mlp.fc1.weight", ".mlp.fc2.weight")
 
 _DECLARATION_KEYS = ("head_dim", "variant", "arch", "architecture", "model_name")
 
@@ -929,7 +884,10 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: UniFormer) -> Dic
 
     ``patch_embed{i}`` -> ``stages.{i-1}.downsample``, ``blocks{i}.{j}`` -> ``stages.{i-1}.blocks.{j}``,
     ``pos_embed.*`` -> ``pos_embed.proj.*``, ``mlp.fc*`` keep their names; local-block layer scale
-    ``(1, C, 1, 1)`` is flattened. Wrappers (``model``, ``model_state``, ``state_dict``) are peeled.
+    ``(1, C, 1, 1)`` is flattened, and so are the local blocks' 1x1 conv kernels ``conv1``, ``conv2``,
+    ``mlp.fc1``, ``mlp.fc2`` (``(out, in, 1, 1[, 1])`` -> ``(out, in)``: they are Linears over channels
+    here). The light models' class-token head (``norm_cls.*``, ``head_cls.*``), which the official
+    forward never uses, is dropped. Wrappers (``model``, ``model_state``, ``state_dict``) are peeled.
     A checkpoint that declares a variant (or a ``head_dim``) whose head_dim differs from the model's is
     refused: head_dim changes no shape, so it would otherwise load silently and give wrong outputs.
     Zoo checkpoints pass through unchanged.
@@ -956,8 +914,12 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any], model: UniFormer) -> Dic
                 ".pos_embed.bias", ".pos_embed.proj.bias")
             if (k.endswith(".gamma_1") or k.endswith(".gamma_2")) and v.ndim > 1:
                 v = v.reshape(-1)
+        if k.startswith("stages.") and k.endswith(_POINTWISE_WEIGHTS) and v.ndim > 2:
+            v = v.flatten(1)  # a 1x1 (1x1x1) conv kernel: the Linear over channels that runs it here
         elif k.startswith("pre_logits"):
             continue  # an empty Identity officially; never has weights
+        elif k in DROPPED_OFFICIAL_KEYS:
+            continue  # the light models' training-only class-token head
         if k.startswith("aux_head.") and model_keys and not any(m.startswith("aux_head.") for m in model_keys):
             continue  # the auxiliary head switched off
         out[k] = v
@@ -1138,6 +1100,12 @@ default_cfgs = generate_default_cfgs({
 })
 
 
+def _light_dropped(dim: int, num_classes: int = 1000) -> Dict[str, int]:
+    """Sizes of the official class-token head that is not built (``DROPPED_OFFICIAL_KEYS``)."""
+    sizes = dict(zip(DROPPED_OFFICIAL_KEYS, (dim, dim, num_classes * dim, num_classes)))
+    return sizes
+
+
 def _top1(value: float, source: str, dataset: str = "imagenet-1k") -> Dict[str, Any]:
     return dict(metric="top1", value=value, dataset=dataset, source=source)
 
@@ -1305,7 +1273,7 @@ def uniformer_video_test(pretrained: bool = False, **kwargs) -> UniFormer:
 
 
 @register_model(family="uniformer", task="classification", official_params=10_215_280,
-                manifest="uniformer/uniformer_xxs",
+                manifest="uniformer/uniformer_xxs", dropped_params=_light_dropped(448),
                 reported={"in1k_128": _top1(76.8, _IMG), "in1k_160": _top1(79.1, _IMG),
                           "in1k_192": _top1(79.9, _IMG), "in1k": _top1(80.6, _IMG)})
 def uniformer_xxs(pretrained: bool = False, **kwargs) -> UniFormerLight:
@@ -1317,7 +1285,7 @@ def uniformer_xxs(pretrained: bool = False, **kwargs) -> UniFormerLight:
 
 
 @register_model(family="uniformer", task="classification", official_params=16_509_264,
-                manifest="uniformer/uniformer_xs",
+                manifest="uniformer/uniformer_xs", dropped_params=_light_dropped(512),
                 reported={"in1k_192": _top1(81.5, _IMG), "in1k": _top1(82.0, _IMG)})
 def uniformer_xs(pretrained: bool = False, **kwargs) -> UniFormerLight:
     """UniFormer-XS (light, token pruning in the global stages)."""

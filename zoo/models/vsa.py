@@ -198,7 +198,7 @@ class VaryingWindowAttention(nn.Module):
         q, _ = window_partition(q, ws)
         q = q.view(-1, ws * ws, heads, hd).transpose(1, 2)
 
-        bias = self.rel_pos.get_bias().to(q.dtype)
+        bias = self.rel_pos().to(q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
         out = window_reverse(out.transpose(1, 2).reshape(-1, ws * ws, self.out_dim), ws, (Hp, Wp), (H, W))
@@ -249,10 +249,11 @@ class PyramidReductionModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
-        ys = [
-            F.gelu(F.conv2d(x, conv.weight, conv.bias, self.stride,
-                            (self._padding(H, d), self._padding(W, d)), d))
-            for conv, d in zip(self.convs, self.dilations)]
+        ys = []
+        for conv, d in zip(self.convs, self.dilations):
+            # the padding depends on the input size: zero-pad, then call the (unpadded) conv module
+            ph, pw = self._padding(H, d), self._padding(W, d)
+            ys.append(F.gelu(conv(F.pad(x, (pw, pw, ph, ph)))))
         return torch.cat(ys, dim=1)
 
 
