@@ -54,6 +54,7 @@ from timm.models._manipulate import checkpoint_seq
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
+from zoo.layers.padding import pad_to_multiple
 from zoo.layers.linear import linear
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
@@ -207,9 +208,7 @@ class ShuntedAttention(nn.Module):
             # the slow generic conv path PyTorch takes for 1x1 convs on CPU
             x = linear(x, sr.weight.flatten(1), sr.bias)
         else:
-            pad_h, pad_w = (-x.shape[1]) % rate, (-x.shape[2]) % rate
-            if pad_h or pad_w:
-                x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+            x = pad_to_multiple(x, rate, channels_last=True)
             x = _nhwc_conv(sr, x)
         x = self.act(norm(x))
         k, v = kv(x).chunk(2, dim=-1)
