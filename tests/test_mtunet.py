@@ -102,7 +102,8 @@ def test_param_count_is_official_minus_the_unused_axial_output_linear(name):
     # bottleneck + 2 decoder stages) = 10 blocks
     assert len(dropped) == 2 * 10 and all(k.endswith(("out.weight", "out.bias")) for k in dropped)
     assert sum(p.numel() for p in m.parameters()) + n_dropped == want
-    assert zoo.registry.model_entry(name).official_params == want
+    entry = zoo.registry.model_entry(name)
+    assert entry.official_params == want and entry.official_params_not_built == n_dropped
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

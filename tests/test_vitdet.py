@@ -59,6 +59,7 @@ def test_param_count_trunk_plus_pyramid_equals_manifest(name):
     assert _n_params(model) == meta["n_params_vit_only"]
     assert _n_params(model) + _n_params(pyramid) == meta["n_params"] == zoo.registry.model_entry(name).official_params
     assert _n_params(features) == meta["n_params"]
+    assert zoo.registry.model_entry(name).official_params_not_built == _n_params(pyramid)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .registry import family_info, list_families, list_models, measure, model_entry, pretrained_tags
+from .registry import family_info, list_families, list_models, measure, model_entry, params_match, pretrained_tags
 
 __all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "write_cards", "check_cards",
            "render_markdown_table", "embed_in_readme", "README_TABLE_START", "README_TABLE_END"]
@@ -48,7 +48,7 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
         row = dict(name=name, family=entry.family, task=entry.task, official_params=entry.official_params,
                    official_source=entry.official_source,
                    **{k: v for k, v in measure(name).items() if k in ('params', 'gmacs', 'input_size')})
-        row["match"] = None if entry.official_params is None else row["params"] == entry.official_params
+        row["match"] = params_match(entry, row["params"])
         tags = []
         for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
             tags.append(dict(tag=tag, location=cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("origin_url"),

@@ -54,6 +54,10 @@ class ModelEntry:
     variant, ``official_source`` says where it was measured (a manifest in
     ``shared/reference/manifests``); ``reported`` maps a pretrained tag to the metric the authors
     report for those weights (``{"metric": "top1", "value": 81.8, "dataset": ..., "source": ...}``).
+    ``official_params_not_built`` counts official parameters the registered model does not hold
+    (MT-UNet's Linear that the official forward never calls, dropped on load; ViTDet's simple feature
+    pyramid, built by ``features_only=True``): the model matches when its count plus this equals
+    ``official_params``.
     Test models are small configurations of a family's architecture, registered so the general
     tests run fast; they are not public variants and ``list_models`` leaves them out by default.
     """
@@ -61,6 +65,7 @@ class ModelEntry:
     family: str
     task: str
     official_params: Optional[int] = None
+    official_params_not_built: int = 0
     official_source: Optional[str] = None
     manifest: Optional[str] = None  # "<family>/<variant>" under shared/reference/manifests
     reported: Dict[str, Dict[str, Any]] = field(default_factory=dict)
@@ -103,6 +108,7 @@ def register_model(
         family: str,
         task: str = "classification",
         official_params: Optional[int] = None,
+        official_params_not_built: int = 0,
         manifest: Optional[str] = None,
         official_source: Optional[str] = None,
         reported: Optional[Dict[str, Dict[str, Any]]] = None,
@@ -128,7 +134,7 @@ def register_model(
             source = f"shared/reference/manifests/{manifest}.json"
         _ENTRIES[name] = ModelEntry(
             name=name, family=family, task=task, official_params=official_params,
-            official_source=source, manifest=manifest, reported=dict(reported or {}),
+            official_params_not_built=official_params_not_built, official_source=source, manifest=manifest, reported=dict(reported or {}),
             test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames)
 
         @functools.wraps(f)
@@ -362,6 +368,13 @@ def measure(name: str) -> Dict[str, Any]:
     return dict(m, feature_info=[dict(f) for f in m["feature_info"]])
 
 
+def params_match(entry: ModelEntry, params: int) -> Optional[bool]:
+    """Whether ``params`` (the registered model's count) is the official count, less what it does not build."""
+    if entry.official_params is None:
+        return None
+    return params + entry.official_params_not_built == entry.official_params
+
+
 def model_info(name: str) -> Dict[str, Any]:
     """Family, task, paper, measured and official params, GMACs, input size, tags, feature_info.
 
@@ -388,7 +401,7 @@ def model_info(name: str) -> Dict[str, Any]:
         "params": m["params"],
         "official_params": entry.official_params,
         "official_source": entry.official_source,
-        "params_match": None if entry.official_params is None else m["params"] == entry.official_params,
+        "params_match": params_match(entry, m["params"]),
         "gmacs": m["gmacs"],
         "input_size": m["input_size"],
         "num_classes": m["num_classes"],

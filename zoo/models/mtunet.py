@@ -745,7 +745,9 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-@register_model(family="mtunet", task="segmentation", official_params=79_075_389, manifest="mtunet/mtunet_synapse",
+# official_params_not_built: the 10 unused global_atten.out Linears (DROPPED_OFFICIAL_KEYS)
+@register_model(family="mtunet", task="segmentation", official_params=79_075_389, official_params_not_built=3_806_720,
+                manifest="mtunet/mtunet_synapse",
                 reported={"synapse": dict(metric="dsc", value=79.20, dataset="synapse",
                                           source="official README (2022/01/04 update); paper 78.59")})
 def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
@@ -754,7 +756,8 @@ def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
     return _create_mtunet("mtunet_synapse", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
-@register_model(family="mtunet", task="segmentation", official_params=79_075_064, manifest="mtunet/mtunet_acdc",
+@register_model(family="mtunet", task="segmentation", official_params=79_075_064, official_params_not_built=3_806_720,
+                manifest="mtunet/mtunet_acdc",
                 reported={"acdc": dict(metric="dsc", value=91.61, dataset="acdc",
                                        source="official README (2022/01/05 update)")})
 def mtunet_acdc(pretrained: bool = False, **kwargs) -> MTUNet:

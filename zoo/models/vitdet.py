@@ -505,7 +505,8 @@ def _reported(box_mask: Dict[str, Tuple[float, float]]) -> Dict[str, Dict[str, A
 
 
 @register_model(
-    family="vitdet", task="dense", official_params=91_449_024, manifest="vitdet/vitdet_b_backbone_sfp",
+    family="vitdet", task="dense", official_params=91_449_024, official_params_not_built=5_560_000,  # the SFP
+    manifest="vitdet/vitdet_b_backbone_sfp",
     reported=_reported({"coco_mask_rcnn": (51.6, 45.9), "coco_cascade_mask_rcnn": (54.0, 46.7),
                         "lvis_mask_rcnn": (40.2, 38.2), "lvis_cascade_mask_rcnn": (43.0, 38.9)}))
 def vitdet_base_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
@@ -515,7 +516,8 @@ def vitdet_base_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
 
 
 @register_model(
-    family="vitdet", task="dense", official_params=311_237_888, manifest="vitdet/vitdet_l_backbone_sfp",
+    family="vitdet", task="dense", official_params=311_237_888, official_params_not_built=7_805_184,  # the SFP
+    manifest="vitdet/vitdet_l_backbone_sfp",
     reported=_reported({"coco_mask_rcnn": (55.5, 49.2), "coco_cascade_mask_rcnn": (57.6, 50.0),
                         "lvis_mask_rcnn": (46.1, 43.6), "lvis_cascade_mask_rcnn": (49.2, 44.5)}))
 def vitdet_large_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
@@ -525,7 +527,8 @@ def vitdet_large_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
 
 
 @register_model(
-    family="vitdet", task="dense", official_params=641_756_992, manifest="vitdet/vitdet_h_backbone_sfp",
+    family="vitdet", task="dense", official_params=641_756_992, official_params_not_built=10_640_192,  # the SFP
+    manifest="vitdet/vitdet_h_backbone_sfp",
     reported=_reported({"coco_mask_rcnn": (56.7, 50.2), "coco_cascade_mask_rcnn": (58.7, 51.0),
                         "lvis_mask_rcnn": (49.1, 46.0), "lvis_cascade_mask_rcnn": (51.5, 46.6)}))
 def vitdet_huge_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
