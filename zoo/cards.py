@@ -49,6 +49,7 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
                    official_source=entry.official_source,
                    **{k: v for k, v in measure(name).items() if k in ('params', 'gmacs', 'input_size')})
         row["match"] = params_match(entry, row["params"])
+        row["not_built"] = entry.official_params_not_built
         tags = []
         for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
             tags.append(dict(tag=tag, location=cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("origin_url"),
@@ -84,8 +85,9 @@ def _fmt_metric(rep: Optional[Dict[str, Any]]) -> str:
     return f"{rep.get('metric')} {rep.get('value')}{dataset}"
 
 
-def _match(m: Optional[bool]) -> str:
-    return {None: "no official model", True: "exact", False: "**differs**"}[m]
+def _match(m: Optional[bool], not_built: int = 0) -> str:
+    text = {None: "no official model", True: "exact", False: "**differs**"}[m]
+    return f"{text} (+ {not_built:,} not built, see below)" if m and not_built else text
 
 
 def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) -> str:
@@ -95,7 +97,7 @@ def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) 
     for r in rows:
         tags = "; ".join(f"`.{t['tag']}` {_fmt_metric(t['reported'])}" for t in r["tags"]) or "none released"
         cells = ([r["family"]] if with_family else []) + [
-            f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]), _match(r["match"]),
+            f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]), _match(r["match"], r.get("not_built", 0)),
             _fmt_gmacs(r["gmacs"]), _fmt_input(r["input_size"]), tags]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -359,6 +359,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     ``module.`` / ``backbone.`` prefixes, projection heads dropped). Keys the checkpoint lacks that a
     pretraining cannot have (relative-position tables, the pyramid) are filled from the model's own
     initialization, with a log message.
+
+    The registered model is the trunk: it does not build the simple feature pyramid that the
+    official parameter counts include, and drops a checkpoint's pyramid tensors with a log message;
+    ``features_only=True`` (or ``zoo.adapters.create_pyramid``) builds the pyramid and loads them.
     """
     if isinstance(state_dict, dict) and isinstance(state_dict.get("teacher"), dict):
         state_dict = state_dict["teacher"]
