@@ -13,14 +13,18 @@ usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T] [--skip-axia
 """
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 import timm
-import zoo
-from zoo.models.mtunet import GaussianAxialAttention
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+import zoo  # noqa: E402
+from zoo.models.mtunet import GaussianAxialAttention  # noqa: E402
 
 
 def official_gaussian_trans(q, k, v, shift, bias):

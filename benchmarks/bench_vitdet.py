@@ -21,17 +21,18 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
 import types
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-
-import zoo
-from zoo.flops import count_macs
 from timm.models.vision_transformer_sam import Attention
 
-from zoo.layers.rel_pos import get_rel_pos
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+import zoo  # noqa: E402
+from zoo.flops import count_macs  # noqa: E402
+from zoo.layers.rel_pos import get_rel_pos  # noqa: E402
 
 
 def _detectron2_attention(self: Attention, x: torch.Tensor):
