@@ -140,7 +140,9 @@ def render_card(family: str) -> str:
     ]
     if with_features:
         usage += [f'features = zoo.create_model("{first}", features_only=True)  # NCHW maps + feature_info']
-    if any(r["task"] in ("classification", "dense") and _pyramid_levels(r["name"]) >= 4 for r in rows):
+    # dense (ViTDet): the registered trunk has one stride, features_only builds its simple feature pyramid
+    if any(r["task"] == "dense" or (r["task"] == "classification" and _pyramid_levels(r["name"]) >= 4)
+           for r in rows):
         usage += [
             "# detection: torchvision.models.detection.MaskRCNN(pyramid, num_classes=91)",
             f'pyramid = zoo.adapters.create_pyramid("{first}")',
