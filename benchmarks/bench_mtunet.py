@@ -7,7 +7,9 @@
     official model's layer counts; the attention alone and the whole layer (with q/k/v projections).
 (b) the whole zoo MT-UNet (mtunet_synapse) against timm's swin_tiny_patch4_window7_224, both as plain
     PyTorch modules (public ops only), and MT-UNet again after its explicit ``fuse()`` (BatchNorm
-    folded into the convs); all three interleaved in one run.
+    folded into the convs), and an "official-like" MT-UNet: the zoo model with every axial attention
+    replaced by the official loop formulation of (a) (the official model is slower still: NCHW convs);
+    all four interleaved in one run.
 
 usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T] [--skip-axial]
 """
@@ -137,11 +139,18 @@ def bench_model(rounds: int) -> None:
     fused.load_state_dict(mt.state_dict())
     fused.fuse()
     sw = _plain(timm.create_model("swin_tiny_patch4_window7_224")).eval()
+    official = _plain(zoo.create_model("mtunet_synapse")).eval()
+    official.load_state_dict(mt.state_dict())
+    for name, m in list(official.named_modules()):
+        if isinstance(m, GaussianAxialAttention):
+            parent, child = official.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]
+            setattr(parent, child, OfficialAxialGaussian(m))
     x = torch.randn(1, 3, 224, 224)
-    rows = {"mtunet": (mt, [], []), "mtunet fuse()": (fused, [], [])}
+    rows = {"mtunet": (mt, [], []), "mtunet fuse()": (fused, [], []), "official-like": (official, [], [])}
     t_sw = []
     with torch.inference_mode():
         err = (mt(x) - fused(x)).abs().max().item()
+        err_official = (mt(x) - official(x)).abs().max().item()
         sw(x)  # warm-up
         for _ in range(rounds):
             a = _time(lambda: sw(x), 2)
@@ -152,12 +161,16 @@ def bench_model(rounds: int) -> None:
                 rows[name][1].append(t)
                 rows[name][2].append(t_sw[-1] / t)
     print(f"  swin_tiny {statistics.median(t_sw) * 1e3:.0f} ms per image (median); fuse() changes the output by "
-          f"max |diff| {err:.1e}")
+          f"max |diff| {err:.1e}; official-like vs zoo max |diff| {err_official:.1e}")
     for name, (_, t_mt, ratios) in rows.items():
         print(f"  {name:14s} {statistics.median(t_mt) * 1e3:.0f} ms per image (median); speed relative to swin_tiny "
               f"(t_swin / t_mtunet): median of the rounds' ratios {statistics.median(ratios):.3f} "
               f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {rounds} rounds); ratio of the best times "
               f"{min(t_sw) / min(t_mt):.3f}")
+    t_off = rows["official-like"][1]
+    speedups = [o / z for o, z in zip(t_off, rows["mtunet"][1])]
+    print(f"  zoo default vs official-like, same run: {statistics.median(speedups):.2f}x faster (median of rounds, "
+          f"min {min(speedups):.2f}, max {max(speedups):.2f})")
 
 
 def main():

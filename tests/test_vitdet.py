@@ -28,20 +28,21 @@ def _meta_state_dict(shapes, prefix=""):
 
 
 def bundle_model_args(meta):
-    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config:
+    the detectron2 backbone is trunk + simple feature pyramid, so the pyramid is built too."""
     kw = meta["official_kwargs"]
     net = kw["net"]["kwargs"]
     glob = tuple(sorted(set(range(net["depth"])) - set(net["window_block_indexes"])))
     return "vitdet_test", dict(img_size=net["img_size"], embed_dim=net["embed_dim"], depth=net["depth"],
                                num_heads=net["num_heads"], window_size=net["window_size"],
-                               global_block_indexes=glob, pyramid_channels=kw["out_channels"])
+                               global_block_indexes=glob, pyramid=True, pyramid_channels=kw["out_channels"])
 
 
 def _bundle_model(bundle, **kwargs):
     """The zoo model (trunk, or with ``pyramid=True`` trunk + pyramid) with the bundle's official
     configuration, float64, eval."""
     name, model_args = bundle_model_args(bundle["meta"])
-    return zoo.create_model(name, **model_args, **kwargs).double().eval()
+    return zoo.create_model(name, **dict(model_args, **kwargs)).double().eval()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -198,7 +199,7 @@ def test_hf_transformers_vitdet_backbone_converts_and_matches():
 @pytest.mark.parametrize("case", ["vitdet_micro", "vitdet_micro_pad"])
 def test_parity_bundle_trunk_and_pyramid(case):
     bundle = load_bundle("vitdet", case)
-    model = _bundle_model(bundle, pyramid=True)
+    model = _bundle_model(bundle)
     model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), model), strict=True)
     x = torch.from_numpy(bundle["input"])
     with torch.no_grad():
@@ -211,7 +212,7 @@ def test_parity_bundle_trunk_and_pyramid(case):
     with torch.no_grad():
         assert (final - model(x)).abs().max().item() <= tolerance(bundle)
     # the registered trunk model, loaded from the same detectron2 state dict (pyramid dropped)
-    trunk = _bundle_model(bundle)
+    trunk = _bundle_model(bundle, pyramid=False)
     trunk.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), trunk), strict=True)
     with torch.no_grad():
         got = trunk(x)
