@@ -87,7 +87,7 @@ def _fmt_metric(rep: Optional[Dict[str, Any]]) -> str:
 
 def _match(m: Optional[bool], not_built: int = 0) -> str:
     text = {None: "no official model", True: "exact", False: "**differs**"}[m]
-    return f"{text} (+ {not_built:,} not built, see below)" if m and not_built else text
+    return f"{text} (+ {not_built:,} not built)" if m and not_built else text
 
 
 def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) -> str:

@@ -115,6 +115,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
             row["error"] = f"{type(e).__name__}: {e}"
         if row.get("params") is not None and entry.official_params is not None:
             row["match"] = params_match(entry, row["params"])
+            row["not_built"] = entry.official_params_not_built
         else:
             row["match"] = None
         rows.append(row)
