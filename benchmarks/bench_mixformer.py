@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import timm
 import torch
 
-import zoo
-from zoo.flops import count_macs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+import zoo  # noqa: E402
+from zoo.flops import count_macs  # noqa: E402
 
 
 def _time(model: torch.nn.Module, x: torch.Tensor) -> float:

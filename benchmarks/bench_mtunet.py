@@ -5,20 +5,28 @@
     ``GaussianTrans``'s Python double loop over rows and columns, distance tensors built per position),
     at every grid the official model runs it on (7x7 @ 256 and 512, 4x4 @ 512, 2x2 @ 1024), with the
     official model's layer counts; the attention alone and the whole layer (with q/k/v projections).
-(b) the whole zoo MT-UNet (mtunet_synapse) against timm's swin_tiny_patch4_window7_224.
+(b) the whole zoo MT-UNet (mtunet_synapse) against timm's swin_tiny_patch4_window7_224, both as plain
+    PyTorch modules (public ops only), and MT-UNet again after its explicit ``fuse()`` (BatchNorm
+    folded into the convs), and an "official-like" MT-UNet: the zoo model with every axial attention
+    replaced by the official loop formulation of (a) (the official model is slower still: NCHW convs);
+    all four interleaved in one run.
 
-usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T]
+usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T] [--skip-axial]
 """
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 import timm
-import zoo
-from zoo.models.mtunet import GaussianAxialAttention
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+import zoo  # noqa: E402
+from zoo.models.mtunet import GaussianAxialAttention  # noqa: E402
 
 
 def official_gaussian_trans(q, k, v, shift, bias):
@@ -114,36 +122,59 @@ def bench_axial(rounds: int) -> None:
 
 
 def bench_model(rounds: int) -> None:
-    print("(b) whole model, 224x224 batch 1: zoo mtunet_synapse vs timm swin_tiny_patch4_window7_224")
+    print("(b) whole model, 224x224 batch 1: zoo mtunet_synapse (plain, and after fuse()) vs timm "
+          "swin_tiny_patch4_window7_224 (plain), public PyTorch ops only")
     torch.manual_seed(0)
     mt = zoo.create_model("mtunet_synapse").eval()
+    fused = zoo.create_model("mtunet_synapse").eval()
+    fused.load_state_dict(mt.state_dict())
+    fused.fuse()
     sw = timm.create_model("swin_tiny_patch4_window7_224").eval()
+    official = zoo.create_model("mtunet_synapse").eval()
+    official.load_state_dict(mt.state_dict())
+    for name, m in list(official.named_modules()):
+        if isinstance(m, GaussianAxialAttention):
+            parent, child = official.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]
+            setattr(parent, child, OfficialAxialGaussian(m))
     x = torch.randn(1, 3, 224, 224)
-    ratios, t_mt, t_sw = [], [], []
+    rows = {"mtunet": (mt, [], []), "mtunet fuse()": (fused, [], []), "official-like": (official, [], [])}
+    t_sw = []
     with torch.inference_mode():
-        mt(x), sw(x)  # warm-up
+        err = (mt(x) - fused(x)).abs().max().item()
+        err_official = (mt(x) - official(x)).abs().max().item()
+        sw(x)  # warm-up
         for _ in range(rounds):
             a = _time(lambda: sw(x), 2)
-            b = _time(lambda: mt(x), 1)
+            ts = {name: _time(lambda: m(x), 1) for name, (m, _, _) in rows.items()}
             c = _time(lambda: sw(x), 2)
-            t_mt.append(b)
             t_sw.append((a + c) / 2)
-            ratios.append(t_sw[-1] / b)
-    print(f"  mtunet {statistics.median(t_mt) * 1e3:.0f} ms, swin_tiny {statistics.median(t_sw) * 1e3:.0f} ms "
-          f"per image (medians); speed relative to swin_tiny (t_swin / t_mtunet): median of the rounds' ratios "
-          f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f}, {rounds} rounds); "
-          f"ratio of the best times {min(t_sw) / min(t_mt):.3f}")
+            for name, t in ts.items():
+                rows[name][1].append(t)
+                rows[name][2].append(t_sw[-1] / t)
+    print(f"  swin_tiny {statistics.median(t_sw) * 1e3:.0f} ms per image (median); fuse() changes the output by "
+          f"max |diff| {err:.1e}; official-like vs zoo max |diff| {err_official:.1e}")
+    for name, (_, t_mt, ratios) in rows.items():
+        print(f"  {name:14s} {statistics.median(t_mt) * 1e3:.0f} ms per image (median); speed relative to swin_tiny "
+              f"(t_swin / t_mtunet): median of the rounds' ratios {statistics.median(ratios):.3f} "
+              f"(min {min(ratios):.3f}, max {max(ratios):.3f}, {rounds} rounds); ratio of the best times "
+              f"{min(t_sw) / min(t_mt):.3f}")
+    t_off = rows["official-like"][1]
+    speedups = [o / z for o, z in zip(t_off, rows["mtunet"][1])]
+    print(f"  zoo default vs official-like, same run: {statistics.median(speedups):.2f}x faster (median of rounds, "
+          f"min {min(speedups):.2f}, max {max(speedups):.2f})")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    ap.add_argument("--skip-axial", action="store_true", help="only the whole-model comparison (b)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    bench_axial(args.rounds)
+    if not args.skip_axial:
+        bench_axial(args.rounds)
     bench_model(args.rounds)
 
 

@@ -1,6 +1,6 @@
 """ViTDet-B trunk + simple feature pyramid on CPU: zoo against an exact reference, in one process.
 
-    python benchmarks/bench_vitdet.py             # 512 x 512, batch 1
+    python benchmarks/bench_vitdet.py             # 512 x 512, batch 1 (trunk + pyramid: features_only)
     python benchmarks/bench_vitdet.py --full      # also 1024 x 1024 (the detectron2 input size)
 
 Implementations, same weights, run interleaved (one forward of each per round, so machine noise
@@ -9,10 +9,8 @@ hits all alike); the printed ratios are median times over the rounds, relative t
 * ``reference``: detectron2's attention written out as the official code does it
   (``attn = (q * scale) @ k^T``; ``+ rel_h + rel_w`` through an ``(N, N)`` bias; softmax; ``@ v``);
   every other layer as in zoo. Its output is checked against zoo's before timing.
-* ``zoo``: the zoo model as shipped (``F.scaled_dot_product_attention`` with the decomposed
-  relative position as an additive ``attn_mask``).
-* ``zoo_fold`` (``--fold``): zoo with ``fold_rel_pos=True`` (relative terms folded into the
-  query/key of a mask-free SDPA: no ``(N, N)`` bias in memory, slower on CPU).
+* ``zoo``: the zoo model as shipped (its blocks are timm's ``vision_transformer_sam.Block``:
+  ``F.scaled_dot_product_attention`` with the decomposed relative position as ``attn_mask``).
 * ``timm_samvit``: timm's ``samvit_base_patch16`` trunk at the same size, for context only (the
   same ViT-B windowed trunk with decomposed rel-pos, but SAM's neck instead of the pyramid).
 
@@ -23,22 +21,25 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
 import types
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from timm.models.vision_transformer_sam import Attention
 
-import zoo
-from zoo.flops import count_macs
-from zoo.layers.rel_pos import get_rel_pos
-from zoo.models.vitdet import RelPosAttention
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+import zoo  # noqa: E402
+from zoo.flops import count_macs  # noqa: E402
+from zoo.layers.rel_pos import get_rel_pos  # noqa: E402
 
 
-def _detectron2_attention(self: RelPosAttention, x: torch.Tensor, size):
-    """detectron2 ``Attention.forward`` on ``(B, N, C)`` tokens, spelled out."""
-    B, N, C = x.shape
-    H, W = size
+def _detectron2_attention(self: Attention, x: torch.Tensor):
+    """detectron2 ``Attention.forward`` on a ``(B, H, W, C)`` map, spelled out."""
+    B, H, W, C = x.shape
+    N = H * W
+    x = x.reshape(B, N, C)
     qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.reshape(3, B * self.num_heads, N, -1).unbind(0)
     attn = (q * self.scale) @ k.transpose(-2, -1)
@@ -50,13 +51,13 @@ def _detectron2_attention(self: RelPosAttention, x: torch.Tensor, size):
     attn = (attn.view(-1, H, W, H, W) + rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).view(-1, N, N)
     attn = attn.softmax(dim=-1)
     x = (attn @ v).view(B, self.num_heads, N, -1).transpose(1, 2).reshape(B, N, C)
-    return self.proj(x)
+    return self.proj(x).view(B, H, W, C)
 
 
 def _reference_of(model: torch.nn.Module) -> torch.nn.Module:
     ref = copy.deepcopy(model)
     for m in ref.modules():
-        if isinstance(m, RelPosAttention):
+        if isinstance(m, Attention):
             m.forward = types.MethodType(_detectron2_attention, m)
     return ref
 
@@ -67,17 +68,13 @@ def _time(fn, x) -> float:
     return time.perf_counter() - t0
 
 
-def run(size: int, rounds: int, with_timm: bool, with_fold: bool) -> None:
+def run(size: int, rounds: int, with_timm: bool) -> None:
     torch.manual_seed(0)
-    model = zoo.create_model("vitdet_base_patch16").eval()
+    model = zoo.create_model("vitdet_base_patch16", pyramid=True).eval()
     with torch.no_grad():  # non-zero tables so the relative terms are really computed
         for n, p in model.named_parameters():
             if "rel_pos" in n:
                 p.normal_(std=0.02)
-    fold = copy.deepcopy(model)
-    for m in fold.modules():
-        if isinstance(m, RelPosAttention):
-            m.fold_rel_pos = True
     ref = _reference_of(model)
     x = torch.randn(1, 3, size, size)
 
@@ -85,8 +82,6 @@ def run(size: int, rounds: int, with_timm: bool, with_fold: bool) -> None:
         "reference": lambda t: ref.forward_pyramid(t),
         "zoo": lambda t: model.forward_pyramid(t),
     }
-    if with_fold:
-        impls["zoo_fold"] = lambda t: fold.forward_pyramid(t)
     if with_timm:
         import timm
 
@@ -120,12 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="also run at 1024 x 1024")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--fold", action="store_true", help="also time zoo with fold_rel_pos=True")
     parser.add_argument("--no-timm", action="store_true", help="skip timm's samvit_base_patch16")
     args = parser.parse_args()
-    run(512, args.rounds, not args.no_timm, args.fold)
+    run(512, args.rounds, not args.no_timm)
     if args.full:
-        run(1024, max(2, args.rounds // 2), not args.no_timm, args.fold)
+        run(1024, max(2, args.rounds // 2), not args.no_timm)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,46 @@ def test_conv_pos_embed_is_a_same_size_depthwise_conv(dims, shape):
     ref = conv(x, m.proj.weight, m.proj.bias, padding=1, groups=6)
     assert m(x).shape == x.shape
     torch.testing.assert_close(m(x), ref, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# zoo.layers.padding (the one padding helper) and the shared layer's options
+
+
+def test_pad_to_multiple_zero_pads_bottom_right_in_both_layouts():
+    from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw, pad_to_multiple
+
+    x = torch.randn(2, 3, 5, 7)
+    y = pad_to_multiple(x, (4, 3))
+    assert y.shape == (2, 3, 8, 9)
+    assert torch.equal(y[..., :5, :7], x) and y[..., 5:, :].eq(0).all() and y[..., :, 7:].eq(0).all()
+    assert torch.equal(pad_to_multiple(nchw_to_nhwc(x), (4, 3), channels_last=True), nchw_to_nhwc(y))
+    assert torch.equal(nhwc_to_nchw(nchw_to_nhwc(x)), x)
+    assert pad_to_multiple(x, 1) is x
+    assert pad_to_multiple(x, 1, min_size=6).shape == (2, 3, 6, 7)
+
+
+def test_pad_to_multiple_reflects_and_replicates_sides_too_short_to_reflect():
+    from zoo.layers.padding import pad_to_multiple
+
+    x = torch.arange(12.).reshape(1, 1, 3, 4)
+    y = pad_to_multiple(x, (4, 8), mode="reflect")
+    assert y.shape == (1, 1, 4, 8)
+    torch.testing.assert_close(y[..., 3, :4], x[..., 1, :])  # reflected row (pad 1 < side 3)
+    torch.testing.assert_close(y[..., :3, 4:], x[..., :, 3:].expand(1, 1, 3, 4))  # replicated (pad 4 >= side 4)
+    with pytest.raises(ValueError, match="mode"):
+        pad_to_multiple(x, 8, mode="circular")
+
+
+def test_window_attention_options_no_projection_and_prepartitioned_windows():
+    torch.manual_seed(0)
+    full = WindowAttention(8, 2, 3, rel_pos_bias=False).double().eval()
+    windows = WindowAttention(8, 2, 3, rel_pos_bias=False, partition=False).double().eval()
+    bare = WindowAttention(8, 2, 3, rel_pos_bias=False, proj=False).double().eval()
+    windows.load_state_dict(full.state_dict())
+    bare.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("proj.")})
+    assert not any(n.startswith("proj.") for n, _ in bare.named_parameters())
+    x = torch.randn(2, 6, 9, 8, dtype=torch.float64)
+    w, padded = window_partition(x, 3)
+    torch.testing.assert_close(window_reverse(windows(w.view(2, -1, 9, 8)).reshape(-1, 9, 8), 3, padded), full(x))
+    torch.testing.assert_close(full.proj(bare(x)), full(x))

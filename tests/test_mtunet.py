@@ -1,6 +1,6 @@
 """MT-UNet: official parity, checkpoint conversion, the vectorised Gaussian axial attention against
 the official loop, and the model contract on the tiny test model."""
-import fnmatch
+import re
 
 import pytest
 import torch
@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.models.mtunet import (
-    GaussianAxialAttention, LocalGlobalGaussianAttention, MTUNet, checkpoint_filter_fn, pad_bottom_right_corner)
+    DROPPED_OFFICIAL_KEYS, GaussianAxialAttention, LocalGlobalGaussianAttention, checkpoint_filter_fn,
+    pad_bottom_right_corner)
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
@@ -82,11 +83,27 @@ def _meta_model(name, **kwargs):
         return zoo.create_model(name, **kwargs)
 
 
+def _dropped_official_elems(name):
+    """Official tensors the official forward never uses (not built by zoo) and their element count."""
+    shapes = manifest(VARIANTS[name])["state_dict"]
+    dropped = {k: s for k, s in shapes.items() if any(re.match(p, k) for p in DROPPED_OFFICIAL_KEYS)}
+    n = 0
+    for s in dropped.values():
+        n += torch.Size(s).numel()
+    return dropped, n
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_param_count_is_official(name):
+def test_param_count_is_official_minus_the_unused_axial_output_linear(name):
     m = _meta_model(name)
     want = manifest(VARIANTS[name])["_meta"]["n_params"]
-    assert sum(p.numel() for p in m.parameters()) == want
+    dropped, n_dropped = _dropped_official_elems(name)
+    # one global_atten.out Linear (weight + bias) per Mixed Transformer block: 2 x (2 encoder stages +
+    # bottleneck + 2 decoder stages) = 10 blocks
+    assert len(dropped) == 2 * 10 and all(k.endswith(("out.weight", "out.bias")) for k in dropped)
+    assert sum(p.numel() for p in m.parameters()) + n_dropped == want
+    entry = zoo.registry.model_entry(name)
+    assert entry.official_params == want and sum(entry.dropped_params.values()) == n_dropped
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -97,6 +114,7 @@ def test_checkpoint_filter_maps_every_official_key(name):
     out = checkpoint_filter_fn({"state_dict": official}, m)
     ours = m.state_dict()
     assert sorted(out) == sorted(ours)
+    assert not any("global_attn.out" in k for k in out)  # the unused official Linear is dropped
     assert all(out[k].shape == ours[k].shape for k in ours)
     # a no-op on zoo keys
     again = checkpoint_filter_fn(out, m)
@@ -158,16 +176,14 @@ TEST_SIZES = [(64, 64), (50, 70)]
 
 
 @pytest.mark.parametrize("size", TEST_SIZES)
-def test_test_model_forward_backward_reaches_every_used_param(size):
+def test_test_model_forward_backward_reaches_every_param(size):
     torch.manual_seed(0)
     m = zoo.create_model("mtunet_test")
     x = torch.randn(2, 3, *size)
     y = m(x)
     assert y.shape == (2, m.num_classes, *size)
     y.square().mean().backward()
-    for n, p in m.named_parameters():
-        skip = any(fnmatch.fnmatch(n, pat) for pat in MTUNet.no_grad_params)
-        assert (p.grad is None) == skip, n
+    assert [n for n, p in m.named_parameters() if p.grad is None] == []
 
 
 @pytest.mark.parametrize("size", TEST_SIZES)
@@ -218,22 +234,39 @@ def test_test_model_grad_checkpointing_and_reset():
     assert m.forward_head(m.forward_features(torch.randn(1, 3, 64, 64)), pre_logits=True).shape[1] == m.num_features
 
 
-def test_fast_inference_kernels_match_the_autograd_path():
-    """float32 CPU inference uses oneDNN kernels with folded BatchNorm and fused ReLU; with autograd
-    on it uses the plain F.conv2d / F.linear path: both must agree."""
-    torch.manual_seed(0)
-    m = zoo.create_model("mtunet_test").eval()
+def _with_bn_statistics(m):
+    torch.manual_seed(1)
     for mod in m.modules():  # non-trivial BN statistics
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.2, 0.2)
             mod.running_var.uniform_(0.5, 1.5)
-    x = torch.randn(1, 3, 64, 64)
-    with torch.inference_mode():
-        fast = m(x)
-    slow = m(x)  # grad enabled, parameters require grad: the autograd-capable path
-    torch.testing.assert_close(fast, slow.detach(), rtol=1e-4, atol=1e-4)
-    m.train()
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.eval()  # train-mode blocks, eval-mode BN statistics: the unfused modules
-    torch.testing.assert_close(m(x).detach(), slow.detach(), rtol=1e-4, atol=1e-4)
+    return m
+
+
+def test_eval_forward_calls_every_parameter_owning_module():
+    """One code path in train and eval: no module is computed around through its weights."""
+    m = _with_bn_statistics(zoo.create_model("mtunet_test"))
+    owners = {n for n, mod in m.named_modules() if any(True for _ in mod.parameters(recurse=False))}
+    for mode in (True, False):
+        m.train(mode)
+        called = set()
+        handles = [mod.register_forward_hook(lambda mod, i, o, n=n: called.add(n))
+                   for n, mod in m.named_modules() if n in owners]
+        with torch.no_grad():
+            m(torch.randn(1, 3, 50, 70))
+        for h in handles:
+            h.remove()
+        assert owners - called == set(), f"train={mode}: {sorted(owners - called)[:5]}"
+
+
+def test_fuse_folds_batchnorm_and_keeps_the_output():
+    torch.manual_seed(0)
+    m = _with_bn_statistics(zoo.create_model("mtunet_test")).eval()
+    x = torch.randn(1, 3, 50, 70)
+    with torch.no_grad():
+        ref = m(x)
+        fused = m.fuse()
+        assert fused is m and not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules())
+        torch.testing.assert_close(m(x), ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="eval"):
+        zoo.create_model("mtunet_test").fuse()

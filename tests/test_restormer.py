@@ -5,6 +5,7 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from timm.layers import LayerNorm2d
 
 import zoo
 from zoo.layers.ffn import GatedDconvFFN
@@ -66,7 +67,10 @@ def test_variant_has_official_param_count_on_meta(name):
     assert sum(p.numel() for p in m.parameters()) == meta["n_params"]
     kw = _zoo_kwargs(meta["official_kwargs"])
     assert (m.in_chans, m.out_chans, m.dual_pixel_task) == (kw["in_chans"], kw["out_chans"], kw["dual_pixel_task"])
-    assert m.latent[0].norm1.bias is not None if kw["norm_bias"] else m.latent[0].norm1.bias is None
+    # WithBias: timm's LayerNorm2d (eps 1e-5); BiasFree: weight only
+    norm = m.latent[0].norm1
+    assert isinstance(norm, LayerNorm2d) if kw["norm_bias"] else [n for n, _ in norm.named_parameters()] == ["weight"]
+    assert norm.eps == 1e-5
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

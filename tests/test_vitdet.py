@@ -1,7 +1,6 @@
 """ViTDet: parameter counts, checkpoint layouts (detectron2, MAE, HF, iBOT), parity bundles, contract."""
 from __future__ import annotations
 
-import fnmatch
 import pickle
 
 import numpy as np
@@ -9,7 +8,8 @@ import pytest
 import torch
 
 import zoo
-from zoo.models.vitdet import RelPosAttention, checkpoint_filter_fn
+from zoo.layers.rel_pos import get_rel_pos, resize_decomposed_rel_pos
+from zoo.models.vitdet import checkpoint_filter_fn
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
 VARIANTS = {
@@ -28,19 +28,21 @@ def _meta_state_dict(shapes, prefix=""):
 
 
 def bundle_model_args(meta):
-    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
+    """(registered name, constructor overrides) of the zoo model with a parity bundle's official config:
+    the detectron2 backbone is trunk + simple feature pyramid, so the pyramid is built too."""
     kw = meta["official_kwargs"]
     net = kw["net"]["kwargs"]
     glob = tuple(sorted(set(range(net["depth"])) - set(net["window_block_indexes"])))
     return "vitdet_test", dict(img_size=net["img_size"], embed_dim=net["embed_dim"], depth=net["depth"],
                                num_heads=net["num_heads"], window_size=net["window_size"],
-                               global_block_indexes=glob, pyramid_channels=kw["out_channels"])
+                               global_block_indexes=glob, pyramid=True, pyramid_channels=kw["out_channels"])
 
 
 def _bundle_model(bundle, **kwargs):
-    """The zoo model with the bundle's official configuration, float64, eval."""
+    """The zoo model (trunk, or with ``pyramid=True`` trunk + pyramid) with the bundle's official
+    configuration, float64, eval."""
     name, model_args = bundle_model_args(bundle["meta"])
-    return zoo.create_model(name, **model_args, **kwargs).double().eval()
+    return zoo.create_model(name, **dict(model_args, **kwargs)).double().eval()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -51,12 +53,14 @@ def _bundle_model(bundle, **kwargs):
 def test_param_count_trunk_plus_pyramid_equals_manifest(name):
     meta = manifest(VARIANTS[name])["_meta"]
     with torch.device("meta"):
-        model = zoo.create_model(name)
+        model = zoo.create_model(name)  # the registered model is the trunk
         features = zoo.create_model(name, features_only=True)
-        trunk = zoo.create_model(name, pyramid=False)
-    assert _n_params(model) == meta["n_params"] == zoo.registry.model_entry(name).official_params
+        pyramid = features.model.pyramid if hasattr(features, "model") else features.pyramid
+    assert model.pyramid is None
+    assert _n_params(model) == meta["n_params_vit_only"]
+    assert _n_params(model) + _n_params(pyramid) == meta["n_params"] == zoo.registry.model_entry(name).official_params
     assert _n_params(features) == meta["n_params"]
-    assert _n_params(trunk) == meta["n_params_vit_only"]
+    assert zoo.registry.model_entry(name).dropped_params == {"simfp_*": _n_params(pyramid)}
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -76,19 +80,23 @@ def test_features_only_is_the_pyramid_with_strides_4_to_64(name):
 def test_filter_maps_every_detectron2_key(name, prefix):
     shapes = manifest(VARIANTS[name])["state_dict"]
     with torch.device("meta"):
-        model = zoo.create_model(name)
+        model = zoo.create_model(name, pyramid=True)
+        trunk = zoo.create_model(name)
     sd = checkpoint_filter_fn(_meta_state_dict(shapes, prefix), model)
     target = model.state_dict()
     assert set(sd) == set(target)
     assert all(sd[k].shape == target[k].shape for k in sd)
     assert len(sd) == len(shapes)  # nothing filled in: every tensor came from the checkpoint
+    # the trunk model takes the trunk part and drops the pyramid
+    sd = checkpoint_filter_fn(_meta_state_dict(shapes, prefix), trunk)
+    assert set(sd) == set(trunk.state_dict()) and not any(k.startswith("pyramid.") for k in sd)
 
 
 def test_filter_drops_detector_heads_of_a_full_detectron2_checkpoint():
     shapes = manifest("vitdet/mask_rcnn_vitdet_b_full_model")["state_dict"]
     with torch.device("meta"):
-        model = zoo.create_model("vitdet_base_patch16")
-        trunk = zoo.create_model("vitdet_base_patch16", pyramid=False)
+        model = zoo.create_model("vitdet_base_patch16", pyramid=True)
+        trunk = zoo.create_model("vitdet_base_patch16")
     sd = checkpoint_filter_fn({"model": _meta_state_dict(shapes)}, model)
     assert set(sd) == set(model.state_dict())
     sd = checkpoint_filter_fn({"model": _meta_state_dict(shapes)}, trunk)
@@ -129,7 +137,7 @@ def test_filter_loads_mae_vit_h_patch14_by_resampling_kernel_and_grid():
     # ViT-H MAE is patch 14 (16x16 grid): the kernel goes 14 -> 16 and the grid 16x16 -> 14x14
     sd = _tiny_vit_state_dict(patch_size=14)
     assert sd["patch_embed.proj.weight"].shape[-1] == 14 and sd["pos_embed"].shape[1] == 257
-    model = zoo.create_model("vitdet_test")
+    model = zoo.create_model("vitdet_test", pyramid=True)
     missing = model.load_state_dict(checkpoint_filter_fn({"model": sd}, model), strict=True)
     assert not missing.missing_keys and not missing.unexpected_keys
     assert model.patch_embed.proj.weight.shape[-1] == 16
@@ -149,8 +157,8 @@ def test_filter_loads_ibot_teacher_with_prefixes():
 
 
 def test_filter_keeps_the_trunk_of_a_checkpoint_with_another_pyramid_width():
-    source = zoo.create_model("vitdet_test")
-    model = zoo.create_model("vitdet_test", pyramid_channels=8)
+    source = zoo.create_model("vitdet_test", pyramid=True)
+    model = zoo.create_model("vitdet_test", pyramid=True, pyramid_channels=8)
     model.load_state_dict(checkpoint_filter_fn(source.state_dict(), model), strict=True)
     assert torch.equal(model.blocks[3].attn.rel_pos_h, source.blocks[3].attn.rel_pos_h)
 
@@ -189,14 +197,10 @@ def test_hf_transformers_vitdet_backbone_converts_and_matches():
 
 
 @pytest.mark.parametrize("case", ["vitdet_micro", "vitdet_micro_pad"])
-@pytest.mark.parametrize("fold_rel_pos", [True, False])
-def test_parity_bundle_trunk_and_pyramid(case, fold_rel_pos):
+def test_parity_bundle_trunk_and_pyramid(case):
     bundle = load_bundle("vitdet", case)
     model = _bundle_model(bundle)
     model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), model), strict=True)
-    for m in model.modules():
-        if isinstance(m, RelPosAttention):
-            m.fold_rel_pos = fold_rel_pos
     x = torch.from_numpy(bundle["input"])
     with torch.no_grad():
         final, levels = model.forward_intermediates(x)
@@ -207,6 +211,12 @@ def test_parity_bundle_trunk_and_pyramid(case, fold_rel_pos):
         assert (ours[k] - torch.from_numpy(v)).abs().max().item() <= tolerance(bundle), k
     with torch.no_grad():
         assert (final - model(x)).abs().max().item() <= tolerance(bundle)
+    # the registered trunk model, loaded from the same detectron2 state dict (pyramid dropped)
+    trunk = _bundle_model(bundle, pyramid=False)
+    trunk.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), trunk), strict=True)
+    with torch.no_grad():
+        got = trunk(x)
+    assert (got - torch.from_numpy(bundle["features"]["net.last_feat"])).abs().max().item() <= tolerance(bundle)
 
 
 def test_detectron2_pkl_loads_through_the_numpy_unpickler(tmp_path):
@@ -258,19 +268,24 @@ def test_mae_file_loads_with_fresh_pyramid_and_zero_tables(tmp_path):
 # layers and contract (the general harness runs the full contract on vitdet_test)
 
 
-@pytest.mark.parametrize("size,window", [((4, 4), 4), ((5, 7), 0), ((3, 3), 3)])
-def test_folded_rel_pos_equals_additive_bias(size, window):
+@pytest.mark.parametrize("old,new", [(27, 13), (7, 13), (13, 13)])
+def test_rel_pos_resized_on_load_is_what_get_rel_pos_interpolates(old, new):
     torch.manual_seed(0)
-    attn = RelPosAttention(16, num_heads=2, input_size=(4, 4)).double()
-    with torch.no_grad():
-        attn.rel_pos_h.normal_()
-        attn.rel_pos_w.normal_()
-    x = torch.randn(3, size[0] * size[1], 16, dtype=torch.float64)
-    attn.fold_rel_pos = True
-    a = attn(x, size)
-    attn.fold_rel_pos = False
-    b = attn(x, size)
-    assert (a - b).abs().max().item() < 1e-12
+    table = torch.randn(old, 8, dtype=torch.float64)
+    resized = resize_decomposed_rel_pos(table, new)
+    n = (new + 1) // 2
+    assert resized.shape == (new, 8)
+    torch.testing.assert_close(get_rel_pos(n, n, resized), get_rel_pos(n, n, table.float()).double(),
+                               rtol=0, atol=1e-6)
+
+
+def test_blocks_are_timms_sam_blocks_and_every_param_is_trained():
+    from timm.models.vision_transformer_sam import Block
+
+    model = zoo.create_model("vitdet_test")
+    assert all(type(b) is Block for b in model.blocks) and model.pyramid is None
+    model(torch.randn(2, 3, 70, 95)).square().mean().backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None] == []
 
 
 @pytest.mark.parametrize("size", [(64, 64), (80, 112), (70, 95)])
@@ -281,9 +296,7 @@ def test_test_model_outputs_and_pyramid_sizes(size):
     y = model(x)
     assert y.shape == (2, 32, -(-size[0] // 16), -(-size[1] // 16))
     y.sum().backward()
-    no_grad = [n for n, p in model.named_parameters()
-               if p.grad is None and not any(fnmatch.fnmatch(n, pat) for pat in model.no_grad_params)]
-    assert not no_grad
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
     features = zoo.create_model("vitdet_test", features_only=True)
     feats = features(x)
     assert len(feats) == len(features.feature_info) == 5
@@ -305,7 +318,7 @@ def test_per_block_intermediates_without_pyramid():
 
 
 def test_bad_inputs_name_the_model():
-    model = zoo.create_model("vitdet_test")
+    model = zoo.create_model("vitdet_test", pyramid=True)
     with pytest.raises(ValueError, match="vitdet_test"):
         model(torch.randn(3, 64, 64))
     with pytest.raises(ValueError, match="vitdet_test"):

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from .registry import family_info, list_families, list_models, measure, model_entry, pretrained_tags
+from .registry import family_info, list_families, list_models, measure, model_entry, params_match, pretrained_tags
 
 __all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "write_cards", "check_cards",
            "render_markdown_table", "embed_in_readme", "README_TABLE_START", "README_TABLE_END"]
@@ -48,7 +48,7 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
         row = dict(name=name, family=entry.family, task=entry.task, official_params=entry.official_params,
                    official_source=entry.official_source,
                    **{k: v for k, v in measure(name).items() if k in ('params', 'gmacs', 'input_size')})
-        row["match"] = None if entry.official_params is None else row["params"] == entry.expected_params
+        row["match"] = params_match(entry, row["params"])
         row["dropped_params"] = dict(entry.dropped_params)
         tags = []
         for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
@@ -85,8 +85,11 @@ def _fmt_metric(rep: Optional[Dict[str, Any]]) -> str:
     return f"{rep.get('metric')} {rep.get('value')}{dataset}"
 
 
-def _match(m: Optional[bool]) -> str:
-    return {None: "no official model", True: "exact", False: "**differs**"}[m]
+def _match(m: Optional[bool], dropped: Optional[Dict[str, int]] = None) -> str:
+    text = {None: "no official model", True: "exact", False: "**differs**"}[m]
+    if m and dropped:
+        text += " (official less " + ", ".join(f"`{k}` {n:,}" for k, n in dropped.items()) + ", not built)"
+    return text
 
 
 def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) -> str:
@@ -97,8 +100,7 @@ def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) 
         tags = "; ".join(f"`.{t['tag']}` {_fmt_metric(t['reported'])}" for t in r["tags"]) or "none released"
         cells = ([r["family"]] if with_family else []) + [
             f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]),
-            _match(r["match"]) + (" (less the unused official " + ", ".join(f"`{k}`" for k in r["dropped_params"])
-                                  + ")" if r.get("dropped_params") and r["match"] else ""),
+            _match(r["match"], r.get("dropped_params")),
             _fmt_gmacs(r["gmacs"]), _fmt_input(r["input_size"]), tags]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -141,7 +143,9 @@ def render_card(family: str) -> str:
     ]
     if with_features:
         usage += [f'features = zoo.create_model("{first}", features_only=True)  # NCHW maps + feature_info']
-    if any(r["task"] in ("classification", "dense") and _pyramid_levels(r["name"]) >= 4 for r in rows):
+    # dense (ViTDet): the registered trunk has one stride, features_only builds its simple feature pyramid
+    if any(r["task"] == "dense" or (r["task"] == "classification" and _pyramid_levels(r["name"]) >= 4)
+           for r in rows):
         usage += [
             "# detection: torchvision.models.detection.MaskRCNN(pyramid, num_classes=91)",
             f'pyramid = zoo.adapters.create_pyramid("{first}")',

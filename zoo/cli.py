@@ -82,7 +82,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
     import torch
     from tqdm import tqdm
 
-    from .registry import measure, model_entry
+    from .registry import measure, model_entry, params_match
 
     rows = []
     bar = tqdm(names, desc="zoo table", unit="model", disable=not progress, file=sys.stderr)
@@ -114,7 +114,7 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
         except Exception as e:  # report and go on: one broken model must not hide the others
             row["error"] = f"{type(e).__name__}: {e}"
         if row.get("params") is not None and entry.official_params is not None:
-            row["match"] = row["params"] == entry.expected_params
+            row["match"] = params_match(entry, row["params"])
         else:
             row["match"] = None
         rows.append(row)

@@ -56,6 +56,10 @@ class ModelEntry:
     variant, ``official_source`` says where it was measured (a manifest in
     ``shared/reference/manifests``); ``reported`` maps a pretrained tag to the metric the authors
     report for those weights (``{"metric": "top1", "value": 81.8, "dataset": ..., "source": ...}``).
+    ``dropped_params`` names the official parameters the registered model does not hold (UniFormer
+    light's class-token head and MT-UNet's Linear that the official forward never calls, dropped on
+    load; ViTDet's simple feature pyramid, built by ``features_only=True``): the model matches when its
+    count is ``official_params`` less their sum (``expected_params``).
     Test models are small configurations of a family's architecture, registered so the general
     tests run fast; they are not public variants and ``list_models`` leaves them out by default.
     """
@@ -69,8 +73,10 @@ class ModelEntry:
     test_model: bool = False
     test_sizes: Tuple[Tuple[int, ...], ...] = ()  # input sizes (H, W) or (T, H, W) for test models
     num_frames: Optional[int] = None  # video models: default clip length (timm's input_size has no T)
-    # official state-dict keys (-> element count) that the official forward never uses: dropped by the
-    # family's checkpoint_filter_fn and not built, so the zoo model has official_params - their sum
+    # official parameters the registered model does not hold (official key or group -> element count):
+    # those the official forward never uses, and parts built only on request (ViTDet's pyramid, which
+    # features_only=True builds); the family's checkpoint_filter_fn drops them, so the zoo model has
+    # official_params - their sum
     dropped_params: Dict[str, int] = field(default_factory=dict)
 
     @property
@@ -349,6 +355,13 @@ def measure(name: str) -> Dict[str, Any]:
     return dict(m, feature_info=[dict(f) for f in m["feature_info"]])
 
 
+def params_match(entry: ModelEntry, params: int) -> Optional[bool]:
+    """Whether ``params`` (the registered model's count) is the official count, less what it does not build."""
+    if entry.official_params is None:
+        return None
+    return params == entry.expected_params
+
+
 def model_info(name: str) -> Dict[str, Any]:
     """Family, task, paper, measured and official params, GMACs, input size, tags, feature_info.
 
@@ -375,7 +388,7 @@ def model_info(name: str) -> Dict[str, Any]:
         "params": m["params"],
         "official_params": entry.official_params,
         "official_source": entry.official_source,
-        "params_match": None if entry.official_params is None else m["params"] == entry.expected_params,
+        "params_match": params_match(entry, m["params"]),
         "dropped_params": dict(entry.dropped_params),
         "gmacs": m["gmacs"],
         "input_size": m["input_size"],

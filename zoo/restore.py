@@ -13,31 +13,11 @@ from __future__ import annotations
 from typing import List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["restore", "tile_starts", "pad_to_multiple"]
+from zoo.layers.padding import pad_to_multiple
 
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad the last two axes of ``x`` at the bottom/right up to a multiple of ``multiple``.
-
-    Reflect padding, as the official Restormer test scripts use; a side too short to be reflected
-    (reflection needs ``pad < side``: sides of 4 pixels or fewer for a multiple of 8, where the
-    official scripts fail) is replicated instead.
-    """
-    H, W = x.shape[-2], x.shape[-1]
-    pad_h = (-H) % multiple
-    pad_w = (-W) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    if pad_h < H and pad_w < W:
-        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-    if pad_h:
-        x = F.pad(x, (0, 0, 0, pad_h), mode="reflect" if pad_h < H else "replicate")
-    if pad_w:
-        x = F.pad(x, (0, pad_w, 0, 0), mode="reflect" if pad_w < W else "replicate")
-    return x
+__all__ = ["restore", "tile_starts"]
 
 
 def tile_starts(size: int, tile: int, stride: int) -> List[int]:
@@ -81,7 +61,7 @@ def restore(
     if image.ndim != 4:
         raise ValueError(f"restore expects an image of shape (B, C, H, W) or (C, H, W), got {tuple(image.shape)}")
     H, W = image.shape[-2:]
-    x = pad_to_multiple(image, pad_multiple)
+    x = pad_to_multiple(image, pad_multiple, mode="reflect")
     Hp, Wp = x.shape[-2:]
 
     if tile is None:

@@ -36,6 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
+from zoo.layers.padding import pad_to_multiple
+
 __all__ = ["na2d", "NeighborhoodAttention2d", "na2d_reference", "na_min_size"]
 
 # query tile side; an axis of at most _DENSE_MAX positions is attended densely (one tile)
@@ -364,12 +366,9 @@ class NeighborhoodAttention2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        pad_h = pad_w = 0
         if self.pad_small:
-            pad_h, pad_w = max(0, self.min_size - H), max(0, self.min_size - W)
-            if pad_h or pad_w:
-                x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-        Hp, Wp = H + pad_h, W + pad_w
+            x = pad_to_multiple(x, 1, channels_last=True, min_size=self.min_size)
+        Hp, Wp = x.shape[1], x.shape[2]
         _check_args((B, Hp, Wp, self.num_heads, self.head_dim), self.kernel_size, self.dilation, self.rpb)
         # one copy to heads-first (3, B, heads, H, W, head_dim), shared by q, k and v
         q, k, v = self.qkv(x).view(B, Hp, Wp, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5).contiguous()
@@ -377,7 +376,7 @@ class NeighborhoodAttention2d(nn.Module):
         x = _na_dilated(q, k, v, self.kernel_size, self.dilation, self.scale, rpb=self.rpb, mask=mask,
                         dropout_p=self.attn_drop if self.training else 0.0)
         x = x.reshape(B, Hp, Wp, C)
-        if pad_h or pad_w:
+        if Hp != H or Wp != W:
             x = x[:, :H, :W]
         return self.proj_drop(self.proj(x))
 

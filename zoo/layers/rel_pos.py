@@ -7,7 +7,8 @@
 * Decomposed relative position (MViTv2 / ViTDet): :func:`get_rel_pos` linearly resizes an axial
   table to ``2 * max(q, k) - 1`` entries and gathers it at (query - key) offsets;
   :func:`get_decomposed_rel_pos_bias` turns it into the ``q . R_h + q . R_w`` attention bias,
-  computed from the unscaled queries, ready to pass as ``attn_mask``.
+  computed from the unscaled queries, ready to pass as ``attn_mask``;
+  :func:`resize_decomposed_rel_pos` stores that same resize in a table (checkpoint loading).
 """
 from typing import Optional
 
@@ -19,7 +20,7 @@ from timm.models.vision_transformer_sam import get_decomposed_rel_pos_bias, get_
 
 __all__ = [
     "RelPosBias", "gen_relative_position_index", "resize_rel_pos_bias_table", "get_rel_pos",
-    "get_decomposed_rel_pos_bias",
+    "get_decomposed_rel_pos_bias", "resize_decomposed_rel_pos",
 ]
 
 
@@ -33,3 +34,19 @@ class RelPosBias(_TimmRelPosBias):
         if attn is None:
             return self.get_bias()
         return super().forward(attn, shared_rel_pos)
+
+
+def resize_decomposed_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
+    """An axial ``(L, C)`` decomposed rel-pos table resized to ``length = 2 n - 1`` entries.
+
+    Exactly the table :func:`get_rel_pos` interpolates on the fly for ``n x n`` query/key maps (read
+    back from its ``(n, n)`` offset grid, whose entry ``[i, j]`` is row ``i - j + n - 1``), so a
+    checkpoint table resized on load gives the attention the official model computes.
+    """
+    if table.shape[0] == length:
+        return table
+    if length % 2 == 0:
+        raise ValueError(f"a decomposed rel-pos table has 2 n - 1 entries, got length {length}")
+    n = (length + 1) // 2
+    grid = get_rel_pos(n, n, table.float())
+    return torch.cat([grid[0, 1:].flip(0), grid[:, 0]]).to(table.dtype)

@@ -1,14 +1,17 @@
 """Non-overlapping window attention on channels-last maps, for any map size.
 
-Shared by MixFormer (plain 7x7 windows with a Swin relative position bias), VSA (query windows
-whose keys/values are resampled) and ViTDet (windowed blocks with decomposed relative position).
+Shared by MixFormer (plain 7x7 windows with a Swin relative position bias, no output projection of
+its own), MT-UNet (its local branch, on windows it cuts itself), VSA (query windows whose keys/values
+are resampled) and ViTDet (windowed blocks with decomposed relative position).
 
 * :func:`window_partition` zero-pads a ``(B, H, W, C)`` map at the bottom/right to multiples of the
   window (as every official implementation here does) and cuts it into ``(B * nW, wh * ww, C)``
   token windows; :func:`window_reverse` stitches them back and crops the padding away.
 * :class:`WindowAttention` is windowed multi-head self-attention (fused qkv Linear, optional Swin
   relative position bias, output projection) computed with ``F.scaled_dot_product_attention``,
-  the bias passed as ``attn_mask``.
+  the bias passed as ``attn_mask``. Options instead of cut-off pieces: ``proj=False`` builds no output
+  projection (a caller that projects a concatenation itself, MixFormer); ``partition=False`` takes
+  token windows ``(..., N, C)`` a caller has already cut (MT-UNet, whose padding differs).
 
 Padded positions are zeros that take part in attention as keys, unmasked: that is what the official
 MixFormer, VSA and ViTDet code does, and what their weights were trained with.
@@ -24,20 +27,11 @@ from timm.layers import to_2tuple
 
 from zoo.layers.rel_pos import RelPosBias
 
-__all__ = ["pad_to_multiple", "window_partition", "window_reverse", "WindowAttention"]
+from zoo.layers.padding import pad_to_multiple
+
+__all__ = ["window_partition", "window_reverse", "WindowAttention"]
 
 _Size = Union[int, Tuple[int, int]]
-
-
-def pad_to_multiple(x: torch.Tensor, window_size: _Size) -> Tuple[torch.Tensor, Tuple[int, int]]:
-    """Zero-pad a ``(B, H, W, C)`` map at the bottom/right so H and W are window multiples."""
-    wh, ww = to_2tuple(window_size)
-    H, W = x.shape[1], x.shape[2]
-    pad_h = (wh - H % wh) % wh
-    pad_w = (ww - W % ww) % ww
-    if pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    return x, (H + pad_h, W + pad_w)
 
 
 def window_partition(x: torch.Tensor, window_size: _Size) -> Tuple[torch.Tensor, Tuple[int, int]]:
@@ -47,8 +41,8 @@ def window_partition(x: torch.Tensor, window_size: _Size) -> Tuple[torch.Tensor,
     row-major (the order of Swin's ``relative_position_index``).
     """
     wh, ww = to_2tuple(window_size)
-    x, (Hp, Wp) = pad_to_multiple(x, (wh, ww))
-    B, C = x.shape[0], x.shape[-1]
+    x = pad_to_multiple(x, (wh, ww), channels_last=True)
+    B, Hp, Wp, C = x.shape
     x = x.view(B, Hp // wh, wh, Wp // ww, ww, C).permute(0, 1, 3, 2, 4, 5)
     return x.reshape(-1, wh * ww, C), (Hp, Wp)
 
@@ -75,6 +69,9 @@ class WindowAttention(nn.Module):
     ``softmax(q k^T * scale + B) v`` per window and head, with ``B`` the Swin relative position bias
     (Liu et al. 2021, Eq. 4) when ``rel_pos_bias``; heads are split from a fused ``[q; k; v]`` Linear
     as ``(..., 3, heads, head_dim)``. Maps of any size are padded to window multiples and cropped back.
+
+    ``proj=False``: no output projection (``forward`` returns the heads concatenated).
+    ``partition=False``: ``forward`` takes and returns token windows ``(..., N, C)`` instead of a map.
     """
 
     def __init__(
@@ -87,6 +84,8 @@ class WindowAttention(nn.Module):
             attn_drop: float = 0.,
             proj_drop: float = 0.,
             scale: Optional[float] = None,
+            proj: bool = True,
+            partition: bool = True,
     ):
         super().__init__()
         if dim % num_heads:
@@ -99,7 +98,8 @@ class WindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.rel_pos = RelPosBias(self.window_size, num_heads) if rel_pos_bias else None
         self.attn_drop = attn_drop
-        self.proj = nn.Linear(dim, dim)
+        self.partition = partition
+        self.proj = nn.Linear(dim, dim) if proj else nn.Identity()
         self.proj_drop = nn.Dropout(proj_drop)
 
     def attend(self, windows: torch.Tensor) -> torch.Tensor:
@@ -112,7 +112,11 @@ class WindowAttention(nn.Module):
         return x.transpose(1, 2).reshape(Bw, N, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W, C)`` -> ``(B, H, W, C)``."""
+        """``(B, H, W, C)`` -> ``(B, H, W, C)``; with ``partition=False``, ``(..., N, C)`` -> ``(..., N, C)``."""
+        if not self.partition:
+            lead, (N, C) = x.shape[:-2], x.shape[-2:]
+            x = self.proj_drop(self.proj(self.attend(x.reshape(-1, N, C))))
+            return x.reshape(*lead, N, x.shape[-1])
         H, W = x.shape[1], x.shape[2]
         windows, padded = window_partition(x, self.window_size)
         windows = self.proj_drop(self.proj(self.attend(windows)))

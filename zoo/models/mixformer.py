@@ -25,7 +25,6 @@ from functools import partial
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from timm.layers import DropPath, Mlp, resize_rel_pos_bias_table, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs
@@ -33,7 +32,8 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
 from zoo.hub import load_into, unwrap_state_dict
-from zoo.layers.window_attention import WindowAttention, pad_to_multiple, window_partition, window_reverse
+from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw, pad_to_multiple
+from zoo.layers.window_attention import WindowAttention
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
@@ -66,15 +66,6 @@ register_family(
         "  year={2022}\n}"),
     module=__name__,
 )
-
-
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    """A channels-last ``(B, H, W, C)`` tensor seen as NCHW (no copy: channels_last strides)."""
-    return x.permute(0, 3, 1, 2)
-
-
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 2, 3, 1)
 
 
 class ConvEmbed(nn.Module):
@@ -110,14 +101,11 @@ class ConvEmbed(nn.Module):
         self.norm = _LayerNorm(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        pad_h, pad_w = (p - x.shape[-2] % p) % p, (p - x.shape[-1] % p) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = pad_to_multiple(x, self.patch_size)
         # the stem's oneDNN convs run faster on channels-last maps, and its output is consumed
         # channels-last (values unchanged: only the memory layout differs)
         x = self.proj(self.stem(x.contiguous(memory_format=torch.channels_last)))
-        return self.norm(_nhwc(x))
+        return self.norm(nchw_to_nhwc(x))
 
 
 class ConvMerging(nn.Module):
@@ -133,11 +121,9 @@ class ConvMerging(nn.Module):
         self.reduction = nn.Conv2d(dim, out_dim, kernel_size=2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(_nchw(x))
-        pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return _nhwc(self.reduction(x))
+        x = self.norm(nhwc_to_nchw(x))
+        x = pad_to_multiple(x, 2)
+        return nchw_to_nhwc(self.reduction(x))
 
 
 class MixingAttention(nn.Module):
@@ -193,11 +179,10 @@ class MixingAttention(nn.Module):
         self.projection = nn.Conv2d(dim, attn_dim, kernel_size=1)
         self.conv_norm = _BatchNorm2d(attn_dim)
 
-        self.window_attn = WindowAttention(
-            attn_dim, num_heads, window_size=self.window_size, qkv_bias=qkv_bias, attn_drop=attn_drop)
         # MixFormer projects the concatenation of both branches (self.proj below), never the
-        # attention half alone: the shared layer's own output projection does not exist here.
-        self.window_attn.proj = nn.Identity()
+        # attention half alone: the shared layer is built without an output projection
+        self.window_attn = WindowAttention(
+            attn_dim, num_heads, window_size=self.window_size, qkv_bias=qkv_bias, attn_drop=attn_drop, proj=False)
         self.spatial_interaction = nn.Sequential(
             nn.Conv2d(attn_dim, dim // 16, kernel_size=1),
             _BatchNorm2d(dim // 16),
@@ -212,16 +197,14 @@ class MixingAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, Hp, Wp, C)`` with ``Hp, Wp`` window multiples -> same shape."""
         x_attn = self.proj_attn_norm(self.proj_attn(x))
-        x_cnn = self.dwconv3x3(_nchw(self.proj_cnn_norm(self.proj_cnn(x))))
+        x_cnn = self.dwconv3x3(nhwc_to_nchw(self.proj_cnn_norm(self.proj_cnn(x))))
         gate = torch.sigmoid(self.channel_interaction(x_cnn.mean((2, 3), keepdim=True)))  # (B, C/2, 1, 1)
         x_cnn = self.projection(x_cnn)
 
-        windows, padded = window_partition(x_attn, self.window_size)
-        x_attn = window_reverse(self.window_attn.attend(windows), self.window_size, padded)
-        x_attn = x_attn * gate.flatten(1)[:, None, None, :]  # (B, 1, 1, C/2), also for an empty batch
+        x_attn = self.window_attn(x_attn) * gate.flatten(1)[:, None, None, :]  # (B, 1, 1, C/2), also for an empty batch
 
-        x_cnn = self.conv_norm(torch.sigmoid(self.spatial_interaction(_nchw(x_attn))) * x_cnn)
-        x = torch.cat([self.attn_norm(x_attn), _nhwc(x_cnn)], dim=-1)
+        x_cnn = self.conv_norm(torch.sigmoid(self.spatial_interaction(nhwc_to_nchw(x_attn))) * x_cnn)
+        x = torch.cat([self.attn_norm(x_attn), nchw_to_nhwc(x_cnn)], dim=-1)
         return self.proj_drop(self.proj(x))
 
 
@@ -256,7 +239,7 @@ class MixingBlock(nn.Module):
         H, W = x.shape[1], x.shape[2]
         # zero padding after norm1, as the official block: padded tokens still pass through the
         # branch projections (their LN(bias) values are seen by the attention, the conv and the pooling)
-        y, _ = pad_to_multiple(self.norm1(x), self.window_size)
+        y = pad_to_multiple(self.norm1(x), self.window_size, channels_last=True)
         y = self.attn(y)
         if y.shape[1] != H or y.shape[2] != W:
             y = y[:, :H, :W]
@@ -454,7 +437,7 @@ class MixFormer(nn.Module):
             x = stage(x)
             if feat_idx in take_indices:
                 x_inter = self.norm(x) if norm and feat_idx == last_idx else x
-                intermediates.append(_nchw(x_inter).contiguous() if output_fmt == "NCHW" else x_inter)
+                intermediates.append(nhwc_to_nchw(x_inter).contiguous() if output_fmt == "NCHW" else x_inter)
 
         if intermediates_only:
             return intermediates

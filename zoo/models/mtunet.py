@@ -14,12 +14,18 @@ Differences from the official code, none of which changes the outputs at the off
   columns) with the Gaussian prior as an additive mask, instead of a Python loop over positions;
 - no ``.cuda()``: every tensor is made on the input's device and dtype;
 - the separate query/key/value Linears are fused into one ``qkv`` Linear (converted on load);
-- the 1x1 "squeeze" conv after the local/global concatenation is applied to the global branch
-  before the bilinear upsampling (both are linear and the bilinear weights sum to one);
+- the 1x1 "squeeze" conv after the local/global concatenation is two Linears, one per branch
+  (``fuse_local``, ``fuse_global``; split on load), and the global one is applied before the
+  bilinear upsampling (both are linear and the bilinear weights sum to one);
+- the axial attention's output Linear (``global_atten.out``), which the official forward never
+  calls, is not built: ``checkpoint_filter_fn`` drops its weights (``DROPPED_OFFICIAL_KEYS``);
+- the local window attention is the shared ``zoo.layers.window_attention.WindowAttention``;
+- BatchNorm stays a module at inference; ``MTUNet.fuse()`` folds it into the convs on request;
 - inputs whose size differs from ``img_size`` are rejected unless ``dynamic_img_size=True``, which
   zero-pads the input to a multiple of 32, resizes the position embedding to the padded token grid
   and crops every output back.
 """
+import logging
 import re
 from typing import Callable, List, Optional, Tuple, Union
 
@@ -31,12 +37,15 @@ from timm.layers import ConvNormAct, DropPath, resample_abs_pos_embed, trunc_nor
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
-from zoo.layers.linear import Linear, linear as _linear, onednn_usable
 from zoo.hub import unwrap_state_dict
 from zoo.registry import register_checkpoint_filter, register_family, register_model
+from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw, pad_to_multiple
+from zoo.layers.window_attention import WindowAttention, window_partition, window_reverse
 from zoo.validation import check_input
 
-__all__ = ["MTUNet", "GaussianAxialAttention", "LocalGlobalGaussianAttention", "ExternalAttention",
+_logger = logging.getLogger(__name__)
+
+__all__ = ["MTUNet", "DROPPED_OFFICIAL_KEYS", "GaussianAxialAttention", "LocalGlobalGaussianAttention", "ExternalAttention",
            "MixedTransformerBlock", "checkpoint_filter_fn"]
 
 register_family(
@@ -55,21 +64,9 @@ register_family(
 )
 
 
-_HAVE_ONEDNN_CONV = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-
-
-def linear(
-        x: torch.Tensor,
-        weight: torch.Tensor,
-        bias: Optional[torch.Tensor] = None,
-        relu: bool = False,
-) -> torch.Tensor:
-    """The shared oneDNN-backed ``linear`` (``zoo.layers.linear``), + ReLU. The ReLU stays a separate
-    in-place op: oneDNN's fused ReLU maps NaN to 0, ``torch.relu`` keeps it."""
-    x = _linear(x, weight, bias)
-    if not relu:
-        return x
-    return x.relu_() if not (torch.is_grad_enabled() and x.requires_grad) else F.relu(x)
+# official parameters the official forward never uses: not built, dropped by checkpoint_filter_fn
+# (official names; one (dim, dim) Linear in each Mixed Transformer block's axial attention)
+DROPPED_OFFICIAL_KEYS = (r".*\.CSAttention\.global_atten\.out\.(weight|bias)$",)
 
 
 class DoubleConv(nn.Module):
@@ -87,45 +84,13 @@ class DoubleConv(nn.Module):
         self.norm3 = nn.BatchNorm2d(out_chs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            x = self.conv2(self.conv1(x))
-            return F.relu(x + self.norm3(self.conv3(x)))
-        # inference: BatchNorm folded into the convs, the 1x1 conv as a GEMM over NHWC pixels
-        x = _conv_bn(x, self.conv1.conv, self.conv1.bn, relu=True)
-        x = _conv_bn(x, self.conv2.conv, self.conv2.bn)
-        w, b = _fold_bn(self.conv3.weight, self.conv3.bias, self.norm3)
-        # x + BN(conv1x1(x)) is one 1x1 conv whose weight has the identity added
-        w = w.flatten(1) + torch.eye(w.shape[0], device=w.device, dtype=w.dtype)
-        return linear(x.permute(0, 2, 3, 1), w, b, relu=True).permute(0, 3, 1, 2)
+        x = self.conv2(self.conv1(x))
+        return F.relu(x + self.norm3(self.conv3(x)))
 
 
-def _fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.BatchNorm2d):
-    """Conv weight/bias with an eval-mode BatchNorm folded in."""
-    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-    shift = bn.bias - bn.running_mean * scale
-    if bias is not None:
-        shift = shift + bias * scale
-    return weight * scale.reshape(-1, 1, 1, 1), shift
-
-
-def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = False) -> torch.Tensor:
-    """conv -> BN (-> ReLU) at inference, the BN folded into the conv."""
-    w, b = _fold_bn(conv.weight, conv.bias, bn)
-    if w.shape[-2:] == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
-        return linear(x.permute(0, 2, 3, 1), w.flatten(1), b, relu=relu).permute(0, 3, 1, 2)
-    if _HAVE_ONEDNN_CONV and onednn_usable(x, w, b):
-        x = torch.ops.mkldnn._convolution_pointwise(
-            x, w, b, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, "none", [], "")
-        return x.relu_() if relu else x  # not fused: oneDNN's fused ReLU maps NaN to 0
-    x = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
-    return F.relu(x) if relu else x
-
-
-def conv_norm_relu(m: ConvNormAct, x: torch.Tensor) -> torch.Tensor:
-    """A ConvNormAct (conv-BN-ReLU), with the BN folded into the conv at inference."""
-    if m.training:
-        return m(x)
-    return _conv_bn(x, m.conv, m.bn, relu=True)
+def _fuse_conv_norm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
+    """``conv`` with the eval-mode BatchNorm ``norm`` folded into its weight and bias."""
+    return torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), norm.eval())
 
 
 class UNetEncoder(nn.Module):
@@ -142,41 +107,20 @@ class UNetEncoder(nn.Module):
         self.grid_size = grid_size
         self.pos_embed = nn.Parameter(torch.zeros(1, grid_size[0] * grid_size[1], embed_dim))
 
-    def forward_levels(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor, embed: bool = True) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+        """The three CNN levels (NCHW, strides 1, 2, 4) and, if ``embed``, the stride-8 NHWC tokens
+        with the position embedding added."""
         f1 = self.res1(x)
         f2 = self.res2(F.max_pool2d(f1, 2))
         f3 = self.res3(F.max_pool2d(f2, 2))
-        return [f1, f2, f3]
-
-    def embed(self, f3: torch.Tensor) -> torch.Tensor:
-        """Stride-4 map -> stride-8 NHWC tokens with the position embedding added."""
-        x = conv_norm_relu(self.proj, F.max_pool2d(f3, 2)).permute(0, 2, 3, 1)
+        if not embed:
+            return [f1, f2, f3], None
+        x = nchw_to_nhwc(self.proj(F.max_pool2d(f3, 2)))
         gh, gw = x.shape[1:3]
         pos = self.pos_embed
         if (gh, gw) != tuple(self.grid_size):
             pos = resample_abs_pos_embed(pos, new_size=[gh, gw], old_size=list(self.grid_size), num_prefix_tokens=0)
-        return x + pos.reshape(1, gh, gw, -1)
-
-
-class WindowAttention(nn.Module):
-    """Multi-head self-attention inside non-overlapping windows, scaled by 1/sqrt(head_dim).
-    Heads are contiguous channel groups, as in the official ``transpose_for_scores``."""
-
-    def __init__(self, dim: int, num_heads: int = 8):
-        super().__init__()
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.qkv = Linear(dim, 3 * self.num_heads * self.head_dim)
-        self.proj = Linear(self.num_heads * self.head_dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (..., N, C) tokens of each window."""
-        lead, (n, _) = x.shape[:-2], x.shape[-2:]
-        qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v)
-        x = x.transpose(1, 2).reshape(*lead, n, self.num_heads * self.head_dim)
-        return self.proj(x)
+        return [f1, f2, f3], x + pos.reshape(1, gh, gw, -1)
 
 
 def gaussian_prior(n: int, shift: torch.Tensor, bias: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -195,15 +139,14 @@ class GaussianAxialAttention(nn.Module):
         out[r, c] = sum_j softmax_j(q[r,c].k[r,j] - shift*(j-c)^2 - bias) v[r, j]
                   + sum_i softmax_i(q[r,c].k[i,c] - shift*(i-r)^2 - bias) v[i, c]
 
-    ``bias`` cancels inside each softmax; it is kept as a parameter so official weights load.
-    ``out`` is the official output Linear, which the official forward never calls: it is kept
-    for weight compatibility and left unused (see ``MTUNet.no_grad_params``).
+    ``bias`` cancels inside each softmax; it is kept as a parameter so official weights load (it
+    still gets a zero gradient). The official layer's output Linear ``out`` is never called by the
+    official forward: it is not built, and ``checkpoint_filter_fn`` drops it.
     """
 
     def __init__(self, dim: int):
         super().__init__()
-        self.qkv = Linear(dim, 3 * dim)
-        self.out = Linear(dim, dim)  # unused, as officially
+        self.qkv = nn.Linear(dim, 3 * dim)
         self.shift = nn.Parameter(torch.ones(1))
         self.bias = nn.Parameter(-torch.ones(1))
 
@@ -243,15 +186,22 @@ class LocalGlobalGaussianAttention(nn.Module):
     ``ws*ws`` learned weights of the window's mean (official ``DlightConv``) -> Gaussian axial
     attention on that token grid -> bilinear upsampling x ws (align_corners=True) ->
     1x1 conv of ``cat(global, local)`` -> crop to the input size.
+
+    The local branch is the shared :class:`WindowAttention` (no relative position bias, heads as
+    contiguous channel groups as in the official ``transpose_for_scores``) on windows cut here,
+    since the official padding is not zeros. The official 1x1 conv ``queeze`` is two Linears,
+    ``fuse_global`` (its first ``dim`` input channels, no bias) and ``fuse_local``: the global one
+    runs on the small token grid, before the upsampling it commutes with.
     """
 
     def __init__(self, dim: int, num_heads: int = 8, window_size: int = 4):
         super().__init__()
         self.window_size = window_size
-        self.local_attn = WindowAttention(dim, num_heads)
-        self.aggregate = Linear(dim, window_size * window_size)
+        self.local_attn = WindowAttention(dim, num_heads, window_size, rel_pos_bias=False, partition=False)
+        self.aggregate = nn.Linear(dim, window_size * window_size)
         self.global_attn = GaussianAxialAttention(dim)
-        self.fuse = Linear(2 * dim, dim)  # the official 1x1 conv ``queeze``
+        self.fuse_global = nn.Linear(dim, dim, bias=False)
+        self.fuse_local = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
@@ -259,22 +209,15 @@ class LocalGlobalGaussianAttention(nn.Module):
         pad_h, pad_w = (-h) % ws, (-w) % ws
         if pad_h or pad_w:
             x = pad_bottom_right_corner(x, pad_h, pad_w)
-        hp, wp = h + pad_h, w + pad_w
-        gh, gw = hp // ws, wp // ws
-        win = x.reshape(b, gh, ws, gw, ws, c).transpose(2, 3).reshape(b, gh, gw, ws * ws, c)
+        win, (hp, wp) = window_partition(x, ws)  # (b * gh * gw, ws * ws, c), no padding left to add
         win = self.local_attn(win)
 
         weights = self.aggregate(win.mean(dim=-2)).softmax(dim=-1)
-        tokens = (weights.unsqueeze(-1) * win).sum(dim=-2)
-        glob = self.global_attn(tokens)
-
-        local = win.reshape(b, gh, gw, ws, ws, c).transpose(2, 3).reshape(b, hp, wp, c)[:, :h, :w]
-        w_glob, w_local = self.fuse.weight.split(c, dim=1)
-        # the 1x1 conv commutes with the bilinear upsampling: apply it on the small grid
-        glob = linear(glob, w_glob).permute(0, 3, 1, 2)
-        glob = F.interpolate(glob, size=(hp, wp), mode="bilinear", align_corners=True)
-        glob = glob[:, :, :h, :w].permute(0, 2, 3, 1)
-        return linear(local, w_local, self.fuse.bias) + glob
+        tokens = (weights.unsqueeze(-1) * win).sum(dim=-2).reshape(b, hp // ws, wp // ws, c)
+        glob = nhwc_to_nchw(self.fuse_global(self.global_attn(tokens)))
+        glob = F.interpolate(glob, size=(hp, wp), mode="bilinear", align_corners=True)[:, :, :h, :w]
+        local = window_reverse(win, ws, (hp, wp), (h, w))
+        return self.fuse_local(local) + nchw_to_nhwc(glob)
 
 
 class ExternalAttention(nn.Module):
@@ -290,10 +233,10 @@ class ExternalAttention(nn.Module):
         hidden = dim * expansion
         self.num_heads = num_heads * expansion
         self.head_dim = hidden // self.num_heads
-        self.query = Linear(dim, hidden)
-        self.mem_k = Linear(self.head_dim, num_memory)
-        self.mem_v = Linear(num_memory, self.head_dim)
-        self.proj = Linear(hidden, dim)
+        self.query = nn.Linear(dim, hidden)
+        self.mem_k = nn.Linear(self.head_dim, num_memory)
+        self.mem_v = nn.Linear(num_memory, self.head_dim)
+        self.proj = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
@@ -345,13 +288,14 @@ class EncoderStage(nn.Module):
         """NHWC in; returns (downsampled NHWC, skip NCHW)."""
         x = checkpoint_seq(self.blocks, x) if self.grad_checkpointing and not torch.jit.is_scripting() \
             else self.blocks(x)
-        skip = x.permute(0, 3, 1, 2)
-        return conv_norm_relu(self.downsample, skip).permute(0, 2, 3, 1), skip
+        skip = nhwc_to_nchw(x)
+        return nchw_to_nhwc(self.downsample(skip)), skip
 
 
 class DecoderStage(nn.Module):
-    """ConvT2x2 upsampling, ``cat(upsampled, skip)``, an optional 1x1 conv back to ``in_dim // 2``,
-    then Mixed Transformer blocks."""
+    """ConvT2x2 upsampling, ``cat(upsampled, skip)``, an optional 1x1 conv back to ``in_dim // 2``
+    (a Linear over the channels-last pixels; the official conv weight is squeezed on load), then
+    Mixed Transformer blocks."""
 
     def __init__(self, in_dim: int, skip_dim: int, fuse: bool, depth: int, drop_path: List[float],
                  **block_kwargs):
@@ -359,7 +303,7 @@ class DecoderStage(nn.Module):
         self.grad_checkpointing = False
         up_dim = in_dim // 2
         self.upsample = nn.ConvTranspose2d(in_dim, up_dim, 2, stride=2)
-        self.fuse = nn.Conv2d(up_dim + skip_dim, up_dim, 1) if fuse else nn.Identity()
+        self.fuse = nn.Linear(up_dim + skip_dim, up_dim) if fuse else nn.Identity()
         self.out_dim = up_dim if fuse else up_dim + skip_dim
         self.blocks = nn.Sequential(*[
             MixedTransformerBlock(self.out_dim, drop_path=drop_path[i], **block_kwargs) for i in range(depth)])
@@ -367,9 +311,7 @@ class DecoderStage(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """x NHWC, skip NCHW -> NHWC."""
         x = self.upsample(x.permute(0, 3, 1, 2))
-        x = torch.cat([x, skip], dim=1).permute(0, 2, 3, 1)
-        if isinstance(self.fuse, nn.Conv2d):  # a 1x1 conv: one GEMM over the NHWC pixels
-            x = linear(x, self.fuse.weight.flatten(1), self.fuse.bias)
+        x = self.fuse(nchw_to_nhwc(torch.cat([x, skip], dim=1)))
         if self.grad_checkpointing and not torch.jit.is_scripting():
             return checkpoint_seq(self.blocks, x)
         return self.blocks(x)
@@ -403,9 +345,6 @@ class MTUNet(nn.Module):
     3-channel model is repeated to 3 channels, as officially. The position embedding fixes the
     input to ``img_size`` unless ``dynamic_img_size=True``.
     """
-
-    # the official axial attention's output Linear is never called by the official forward
-    no_grad_params = ("*.global_attn.out.*",)
 
     def __init__(
             self,
@@ -502,6 +441,25 @@ class MTUNet(nn.Module):
                 m.shift.normal_().abs_()
                 m.bias.normal_().abs_().neg_()
 
+    @torch.no_grad()
+    def fuse(self) -> "MTUNet":
+        """Fold every BatchNorm into the conv before it, for inference; returns the model.
+
+        An explicit, one-way step (the forward never folds anything by itself): call it on an
+        eval-mode model whose statistics are final. Outputs are unchanged up to rounding; the
+        state_dict loses the BatchNorm entries, so save/load the unfused model.
+        """
+        if self.training:
+            raise ValueError(f"{type(self).__name__}.fuse() folds the BatchNorm running statistics: call .eval() first")
+        for m in list(self.modules()):
+            if isinstance(m, ConvNormAct) and isinstance(m.bn, nn.BatchNorm2d):
+                m.conv = _fuse_conv_norm(m.conv, m.bn)
+                m.bn = nn.Sequential(m.bn.drop, m.bn.act)
+            elif isinstance(m, DoubleConv) and isinstance(m.norm3, nn.BatchNorm2d):
+                m.conv3 = _fuse_conv_norm(m.conv3, m.norm3)
+                m.norm3 = nn.Identity()
+        return self
+
     @torch.jit.ignore
     def no_weight_decay(self):
         return {"stem.pos_embed"}
@@ -554,20 +512,16 @@ class MTUNet(nn.Module):
                     f"dynamic_img_size=True to resize the position embedding")
             # padded sides are multiples of the reduction and at least two reduction steps, the
             # smallest map whose deepest level still has the 2x2 tokens the decoder upsamples from
-            r = self.reduction
-            pad_h, pad_w = max((-h) % r, 2 * r - h), max((-w) % r, 2 * r - w)
-            if pad_h or pad_w:
-                x = F.pad(x, (0, pad_w, 0, pad_h))
+            x = pad_to_multiple(x, self.reduction, min_size=2 * self.reduction)
         # channels-last convs are much faster on CPU (oneDNN), and the transformer stages then
         # get their NHWC tokens by a free permute
         return x.contiguous(memory_format=torch.channels_last), (h, w)
 
     def _encode(self, x: torch.Tensor, max_index: int) -> List[torch.Tensor]:
         """The encoder levels (NCHW, padded size) up to ``max_index``."""
-        levels = self.stem.forward_levels(x)
-        if max_index < 3:
+        levels, x = self.stem(x, embed=max_index >= 3)
+        if x is None:
             return levels
-        x = self.stem.embed(levels[-1])
         for i, stage in enumerate(self.stages):
             x, skip = stage(x)
             levels.append(skip)
@@ -656,7 +610,6 @@ _BLOCK = [
     ("CSAttention.global_atten.query_layer.", "attn.global_attn.q."),
     ("CSAttention.global_atten.key_layer.", "attn.global_attn.k."),
     ("CSAttention.global_atten.value_layer.", "attn.global_attn.v."),
-    ("CSAttention.global_atten.out.", "attn.global_attn.out."),
     ("CSAttention.gaussiantrans.", "attn.global_attn."),
     ("CSAttention.queeze.", "attn.fuse."),
     ("EAttention.query_liner.", "ext_attn.query."),
@@ -695,11 +648,19 @@ def _rename_official(key: str, fused_decoders: set) -> str:
 def checkpoint_filter_fn(state_dict, model: MTUNet):
     """Official MT-UNet state_dict (plain, or wrapped) -> zoo keys; a no-op on zoo keys.
 
-    Renames the modules, fuses the query/key/value Linears into ``qkv``, squeezes the 1x1
-    ``queeze`` conv to a Linear weight, and resizes the position embedding when the model's
-    token grid differs from the checkpoint's.
+    Renames the modules, fuses the query/key/value Linears into ``qkv``, splits the 1x1 ``queeze``
+    conv into the ``fuse_global`` / ``fuse_local`` Linears, squeezes the decoder's 1x1 conv to a
+    Linear weight, drops the official parameters the official forward never uses
+    (``DROPPED_OFFICIAL_KEYS``, logged), and resizes the position embedding when the model's token
+    grid differs from the checkpoint's.
     """
     state_dict = unwrap_state_dict(state_dict)
+    dropped = [k for k in state_dict if any(re.match(p, k) for p in DROPPED_OFFICIAL_KEYS)
+               or re.search(r"\.attn\.global_attn\.out\.(weight|bias)$", k)]  # also in older zoo checkpoints
+    if dropped:
+        _logger.info("MT-UNet: dropping %d official tensors the official forward never uses (%s, ...)",
+                     len(dropped), dropped[0])
+        state_dict = {k: v for k, v in state_dict.items() if k not in set(dropped)}
     official = any(k.startswith(("stem.model.", "SegmentationHead.", "encoder.")) for k in state_dict)
     if official:
         fused = {int(m[1]) for k in state_dict for m in [re.match(r"^decoder\.(\d+)\.block\.1\.weight$", k)] if m}
@@ -710,8 +671,21 @@ def checkpoint_filter_fn(state_dict, model: MTUNet):
             base, kind = k.rsplit(".q.", 1)
             out[f"{base}.qkv.{kind}"] = torch.cat(
                 [out.pop(f"{base}.q.{kind}"), out.pop(f"{base}.k.{kind}"), out.pop(f"{base}.v.{kind}")], dim=0)
-        for k in [k for k in out if k.endswith(".attn.fuse.weight") and out[k].ndim == 4]:
-            out[k] = out[k][:, :, 0, 0]
+        state_dict = out
+    if any(k.endswith(".attn.fuse.weight") or (k.endswith(".fuse.weight") and state_dict[k].ndim == 4)
+           for k in state_dict):
+        out = {}
+        for k, v in state_dict.items():
+            if k.endswith(".fuse.weight") and v.ndim == 4:
+                v = v[:, :, 0, 0]
+            if k.endswith(".attn.fuse.weight"):
+                w_glob, w_local = v.split(v.shape[0], dim=1)  # the official cat(global, local) order
+                out[k.replace(".fuse.", ".fuse_global.")] = w_glob
+                out[k.replace(".fuse.", ".fuse_local.")] = w_local
+            elif k.endswith(".attn.fuse.bias"):
+                out[k.replace(".fuse.", ".fuse_local.")] = v
+            else:
+                out[k] = v
         state_dict = out
     pos = state_dict.get("stem.pos_embed")
     grid = model.stem.grid_size
@@ -772,7 +746,9 @@ default_cfgs = generate_default_cfgs({
 })
 
 
-@register_model(family="mtunet", task="segmentation", official_params=79_075_389, manifest="mtunet/mtunet_synapse",
+# dropped_params: the 10 unused global_atten.out Linears (DROPPED_OFFICIAL_KEYS)
+@register_model(family="mtunet", task="segmentation", official_params=79_075_389, dropped_params={"*.CSAttention.global_atten.out.*": 3_806_720},
+                manifest="mtunet/mtunet_synapse",
                 reported={"synapse": dict(metric="dsc", value=79.20, dataset="synapse",
                                           source="official README (2022/01/04 update); paper 78.59")})
 def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
@@ -781,7 +757,8 @@ def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
     return _create_mtunet("mtunet_synapse", pretrained=pretrained, **dict(model_args, **kwargs))
 
 
-@register_model(family="mtunet", task="segmentation", official_params=79_075_064, manifest="mtunet/mtunet_acdc",
+@register_model(family="mtunet", task="segmentation", official_params=79_075_064, dropped_params={"*.CSAttention.global_atten.out.*": 3_806_720},
+                manifest="mtunet/mtunet_acdc",
                 reported={"acdc": dict(metric="dsc", value=91.61, dataset="acdc",
                                        source="official README (2022/01/05 update)")})
 def mtunet_acdc(pretrained: bool = False, **kwargs) -> MTUNet:

@@ -29,7 +29,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs
@@ -38,6 +37,7 @@ from timm.models._manipulate import checkpoint_seq
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.neighborhood_attention import NeighborhoodAttention2d, na_min_size
+from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
@@ -102,10 +102,7 @@ class PatchEmbed16(nn.Module):
         self.norm = norm_layer(embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.patch_size
-        pad_h, pad_w = (-x.shape[2]) % p, (-x.shape[3]) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = pad_to_multiple(x, self.patch_size)
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 

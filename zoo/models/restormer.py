@@ -22,16 +22,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from timm.layers import LayerNorm2d
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.ffn import GatedDconvFFN
+from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
-from zoo.restore import pad_to_multiple
 from zoo.validation import check_input
 
-__all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "RestormerBlocks", "ChannelLayerNorm"]
+__all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "RestormerBlocks", "BiasFreeLayerNorm2d",
+           "channel_layer_norm"]
 
 register_family(
     "restormer",
@@ -53,39 +55,34 @@ register_family(
 )
 
 
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channels of each pixel of a ``(B, C, H, W)`` map (eps 1e-5, biased variance).
-
-    ``bias=True`` is the official "WithBias" norm, a standard LayerNorm. ``bias=False`` is the
-    official "BiasFree" norm used by the denoisers: ``x / sqrt(var(x) + eps) * w``, which divides
+class BiasFreeLayerNorm2d(nn.Module):
+    """The official "BiasFree" norm of the denoisers, over the channels of each pixel of a
+    ``(B, C, H, W)`` map: ``x / sqrt(var(x) + eps) * w`` (biased variance, eps 1e-5), which divides
     by the standard deviation but, unlike LayerNorm and unlike RMSNorm, does NOT subtract the mean.
+    (The official "WithBias" norm is a standard LayerNorm: timm's ``LayerNorm2d``, see
+    :func:`channel_layer_norm`.)
     """
 
-    def __init__(self, dim: int, bias: bool = True, eps: float = 1e-5):
+    def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
         self.dim = dim
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
-        if bias:
-            self.bias = nn.Parameter(torch.zeros(dim))
-        else:
-            self.register_parameter("bias", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # a channels-last view: the norm reads contiguous channels, and the 1x1 conv that follows
-        # is faster on the channels-last result than on a copy back to NCHW
-        x = x.permute(0, 2, 3, 1)
-        if self.bias is not None:
-            x = F.layer_norm(x, (self.dim,), self.weight, self.bias, self.eps)
-        else:
-            # 1 / sqrt(biased var + eps) per pixel is the rstd that layer_norm computes anyway: its
-            # kernel is ~6x faster than Tensor.var here. The product is made on the contiguous
-            # channels-last copy, the layout of the WithBias branch (leaving the map NCHW made the
-            # convs after the norm 2x slower).
-            x = x.contiguous()
-            _, _, rstd = torch.native_layer_norm(x, (self.dim,), None, None, self.eps)
-            x = x * (rstd * self.weight)
-        return x.permute(0, 3, 1, 2)
+        # 1 / sqrt(biased var + eps) per pixel is the rstd that layer_norm computes anyway: its
+        # kernel is ~6x faster than Tensor.var here. The product is made on a contiguous
+        # channels-last copy, the layout LayerNorm2d hands on (leaving the map NCHW made the convs
+        # after the norm 2x slower).
+        x = x.permute(0, 2, 3, 1).contiguous()
+        _, _, rstd = torch.native_layer_norm(x, (self.dim,), None, None, self.eps)
+        return (x * (rstd * self.weight)).permute(0, 3, 1, 2)
+
+
+def channel_layer_norm(dim: int, bias: bool = True, eps: float = 1e-5) -> nn.Module:
+    """The per-pixel channel norm of a Restormer block: "WithBias" (``bias=True``) is timm's
+    ``LayerNorm2d`` (eps 1e-5 as officially), "BiasFree" is :class:`BiasFreeLayerNorm2d`."""
+    return LayerNorm2d(dim, eps=eps) if bias else BiasFreeLayerNorm2d(dim, eps=eps)
 
 
 class MultiDconvHeadTransposedAttention(nn.Module):
@@ -131,9 +128,9 @@ class RestormerBlock(nn.Module):
             norm_bias: bool = True,
     ):
         super().__init__()
-        self.norm1 = ChannelLayerNorm(dim, bias=norm_bias)
+        self.norm1 = channel_layer_norm(dim, bias=norm_bias)
         self.attn = MultiDconvHeadTransposedAttention(dim, num_heads, bias=bias)
-        self.norm2 = ChannelLayerNorm(dim, bias=norm_bias)
+        self.norm2 = channel_layer_norm(dim, bias=norm_bias)
         self.ffn = GatedDconvFFN(dim, ffn_expansion_factor, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -325,7 +322,7 @@ class Restormer(nn.Module):
         check_input(x, model=self, in_chans=self.in_chans)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        return pad_to_multiple(x, self.pad_multiple)
+        return pad_to_multiple(x, self.pad_multiple, mode="reflect")
 
     def _encode(self, x: torch.Tensor) -> List[torch.Tensor]:
         """Shallow features and the outputs of encoder levels 1-3 and the latent level."""

@@ -54,6 +54,7 @@ from timm.models._manipulate import checkpoint_seq
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
+from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
@@ -201,9 +202,7 @@ class ShuntedAttention(nn.Module):
                local_conv: ConvPosEmbed) -> torch.Tensor:
         """One head group: keys / values aggregated at the rate of ``sr`` (its kernel = stride)."""
         rate = sr.stride[0]
-        pad_h, pad_w = (-x.shape[1]) % rate, (-x.shape[2]) % rate
-        if pad_h or pad_w:
-            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        x = pad_to_multiple(x, rate, channels_last=True)
         # (group 2 at r = 2 is a 1x1 conv: on this channels-last view PyTorch runs it as fast as the
         # equivalent Linear, so the conv module is called as it is)
         x = _nhwc_conv(sr, x)

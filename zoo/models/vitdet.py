@@ -14,19 +14,27 @@ resized bicubically to the token grid on every forward. The stride-16 output fee
 feature pyramid (:class:`zoo.adapters.SimpleFeaturePyramid`), which gives strides 4, 8, 16, 32
 and 64.
 
+The blocks are timm's ``vision_transformer_sam.Block`` (the same computation: pad after ``norm1``,
+windowed or global attention with decomposed relative position, MLP) and the patch embedding is
+timm's ``PatchEmbed`` (zero-padding the input at the bottom/right to a multiple of 16, as
+detectron2's data pipeline pads images); state_dict keys are detectron2's.
+
 What a zoo ViTDet returns:
 
-* ``forward(x)`` / ``forward_features(x)``: the trunk's stride-16 map ``(B, C, ceil(H/16), ceil(W/16))``
-  (the input is zero-padded at the bottom/right to a multiple of 16, as detectron2's data pipeline
-  pads images); the trunk has no final norm.
-* ``features_only=True`` and ``forward_intermediates``: the pyramid levels p2..p6 (NCHW, stride
-  4..64; built with ``pyramid=True``, the default), or per-block stride-16 maps for a trunk built
-  with ``pyramid=False`` (the plain-ViT convention of timm's ViTs).
+* The registered model is the trunk: ``forward(x)`` / ``forward_features(x)`` give its stride-16 map
+  ``(B, C, ceil(H/16), ceil(W/16))`` (no final norm); every parameter is used by ``forward``.
+* ``features_only=True`` (and ``zoo.adapters.create_pyramid``) builds the trunk with its simple
+  feature pyramid (``pyramid=True``) and returns the levels p2..p6 (NCHW, stride 4..64);
+  ``features_only=True, pyramid=False`` gives per-block stride-16 maps (timm's plain-ViT convention).
+* Official parameter counts (the detectron2 manifests) include the pyramid: trunk + pyramid =
+  official; a detectron2 checkpoint loads its pyramid into the features model and the trunk model
+  drops it with a log line.
 """
 from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
@@ -34,19 +42,20 @@ import torch.nn.functional as F
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
-    DropPath, Mlp, calculate_drop_path_rates, resample_abs_pos_embed, resample_patch_embed, to_2tuple, trunc_normal_,
+    PatchEmbed, calculate_drop_path_rates, resample_abs_pos_embed, resample_patch_embed, to_2tuple, trunc_normal_,
 )
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
 from timm.models._features import feature_take_indices
+from timm.models.vision_transformer_sam import Block
 
 from zoo.adapters.pyramid import SimpleFeaturePyramid
 from zoo.hub import load_into, unwrap_state_dict
-from zoo.layers.rel_pos import get_rel_pos
-from zoo.layers.window_attention import window_partition, window_reverse
+from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw
+from zoo.layers.rel_pos import resize_decomposed_rel_pos
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
 
-__all__ = ["VitDet", "RelPosAttention", "VitDetBlock", "checkpoint_filter_fn"]
+__all__ = ["VitDet", "checkpoint_filter_fn"]
 
 _logger = logging.getLogger(__name__)
 
@@ -70,142 +79,10 @@ register_family(
 )
 
 
-def _axis_one_hot(n_rows: int, n_cols: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``(n_rows * n_cols, n_rows + n_cols)``: for each row-major token, one-hot of its row, then of its column."""
-    rows = torch.eye(n_rows, device=device, dtype=dtype).repeat_interleave(n_cols, dim=0)
-    cols = torch.eye(n_cols, device=device, dtype=dtype).repeat(n_rows, 1)
-    return torch.cat([rows, cols], dim=1)
-
-
-class RelPosAttention(nn.Module):
-    """Multi-head self-attention with decomposed relative position (MViTv2, Li et al. 2022, Eq. 4).
-
-    ``logits[q, k] = (q * scale) . k + q . R_h[qh - kh] + q . R_w[qw - kw]`` with ``R_h, R_w`` the
-    axial tables ``rel_pos_h, rel_pos_w`` ((2 * size - 1, head_dim), linearly resized when the map
-    differs from the size they were built for); the relative terms use the unscaled queries.
-
-    The bias ``rel_h[..., :, None] + rel_w[..., None, :]`` goes to ``F.scaled_dot_product_attention`` as
-    ``attn_mask`` (on CPU its fused kernel with a mask beats writing the softmax out). With
-    ``fold_rel_pos = True`` the two terms are instead folded into one mask-free attention: queries
-    are extended with ``[q . R_h, q . R_w]`` and keys with one-hot codes of their row and column, so
-    ``q' . k'`` is exactly the logit above and no ``(N, N)`` bias is materialized. That saves the
-    bias memory of the global blocks at high resolution (12 x 4096^2 floats per image for ViT-B at
-    1024) but is slower on CPU, so it is off by default.
-    """
-
-    def __init__(
-            self,
-            dim: int,
-            num_heads: int = 8,
-            qkv_bias: bool = True,
-            use_rel_pos: bool = True,
-            input_size: Optional[Tuple[int, int]] = None,
-            attn_drop: float = 0.,
-            proj_drop: float = 0.,
-    ):
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.num_heads = num_heads
-        self.head_dim = dim // num_heads
-        self.scale = self.head_dim ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.attn_drop = attn_drop
-        self.proj_drop = nn.Dropout(proj_drop)
-        self.use_rel_pos = use_rel_pos
-        # True: relative terms folded into q/k (no N x N bias, slower); False: additive bias as attn_mask
-        self.fold_rel_pos = False
-        if use_rel_pos:
-            if input_size is None:
-                raise ValueError("decomposed relative position needs the input size the tables are built for")
-            self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, self.head_dim))
-            self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, self.head_dim))
-
-    def forward(self, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-        """``(B, H * W, C)`` tokens of ``size = (H, W)`` maps (row-major) -> ``(B, H * W, C)``."""
-        B, N, C = x.shape
-        H, W = size
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        dropout_p = self.attn_drop if self.training else 0.
-        if not self.use_rel_pos:
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=self.scale)
-        else:
-            Rh = get_rel_pos(H, H, self.rel_pos_h).to(q.dtype)  # (H, H, hd): [query row, key row]
-            Rw = get_rel_pos(W, W, self.rel_pos_w).to(q.dtype)
-            r_q = q.reshape(B, self.num_heads, H, W, self.head_dim)
-            rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, Rh).reshape(B, self.num_heads, N, H)
-            rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, Rw).reshape(B, self.num_heads, N, W)
-            if self.fold_rel_pos:
-                q = torch.cat([q * self.scale, rel_h, rel_w], dim=-1)
-                codes = _axis_one_hot(H, W, q.device, q.dtype).expand(B, self.num_heads, N, H + W)
-                k = torch.cat([k, codes], dim=-1)
-                # equal q/k/v widths keep SDPA on its fused kernel; the zero columns of v are dropped
-                v = F.pad(v, (0, H + W))
-                x = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=1.0)[..., :self.head_dim]
-            else:
-                bias = (rel_h.view(B, self.num_heads, N, H, 1) + rel_w.view(B, self.num_heads, N, 1, W))
-                x = F.scaled_dot_product_attention(
-                    q, k, v, attn_mask=bias.reshape(B, self.num_heads, N, N), dropout_p=dropout_p, scale=self.scale)
-        x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(self.proj(x))
-
-
-class VitDetBlock(nn.Module):
-    """Pre-norm transformer block; windowed (``window_size > 0``) or global attention.
-
-    Window blocks zero-pad the normed map at the bottom/right to window multiples, attend inside each
-    window and crop back (detectron2's order: pad after ``norm1``, so padded tokens are zeros).
-    """
-
-    def __init__(
-            self,
-            dim: int,
-            num_heads: int,
-            mlp_ratio: float = 4.,
-            qkv_bias: bool = True,
-            drop_path: float = 0.,
-            use_rel_pos: bool = True,
-            window_size: int = 0,
-            input_size: Tuple[int, int] = (64, 64),
-            attn_drop: float = 0.,
-            proj_drop: float = 0.,
-            norm_eps: float = 1e-6,
-    ):
-        super().__init__()
-        self.window_size = window_size
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = RelPosAttention(
-            dim, num_heads=num_heads, qkv_bias=qkv_bias, use_rel_pos=use_rel_pos,
-            input_size=(window_size, window_size) if window_size > 0 else input_size,
-            attn_drop=attn_drop, proj_drop=proj_drop)
-        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=nn.GELU, drop=proj_drop)
-        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W, C)`` -> ``(B, H, W, C)``."""
-        B, H, W, C = x.shape
-        shortcut = x
-        x = self.norm1(x)
-        if self.window_size > 0:
-            ws = self.window_size
-            windows, padded = window_partition(x, ws)
-            windows = self.attn(windows, (ws, ws))
-            x = window_reverse(windows, ws, padded, (H, W))
-        else:
-            x = self.attn(x.reshape(B, H * W, C), (H, W)).view(B, H, W, C)
-        x = shortcut + self.drop_path1(x)
-        x = x + self.drop_path2(self.mlp(self.norm2(x)))
-        return x
-
-
 class VitDet(nn.Module):
-    """ViTDet backbone: plain ViT trunk (channels-last inside) + optional simple feature pyramid."""
-
-    # the pyramid only serves features_only / forward_intermediates; forward() returns the trunk map
-    no_grad_params = ("pyramid.*",)
+    """ViTDet backbone: plain ViT trunk (channels-last inside); with ``pyramid=True`` (what
+    ``features_only=True`` builds) also its simple feature pyramid, which only the feature
+    outputs (``forward_intermediates``) use."""
 
     def __init__(
             self,
@@ -221,7 +98,7 @@ class VitDet(nn.Module):
             global_block_indexes: Sequence[int] = (2, 5, 8, 11),
             use_rel_pos: bool = True,
             pretrain_img_size: int = 224,
-            pyramid: bool = True,
+            pyramid: bool = False,
             pyramid_channels: int = 256,
             scale_factors: Sequence[float] = (4.0, 2.0, 1.0, 0.5),
             pyramid_top_block: bool = True,
@@ -239,7 +116,8 @@ class VitDet(nn.Module):
             window_size: window of the non-global blocks (14).
             global_block_indexes: blocks with global attention (B: 2, 5, 8, 11).
             pretrain_img_size: size of the absolute position grid (224 / 16 = 14, plus a class slot).
-            pyramid: build the simple feature pyramid (features_only / forward_intermediates levels).
+            pyramid: build the simple feature pyramid (the features_only / forward_intermediates
+                levels; ``features_only=True`` sets it unless given). ``forward`` never uses it.
             pyramid_channels: width of every pyramid level (256).
             num_classes: optional linear classifier on the average-pooled trunk map (0: none, the
                 dense default, ``forward`` returns the map).
@@ -253,18 +131,20 @@ class VitDet(nn.Module):
         self.grad_checkpointing = False
         self.global_block_indexes = tuple(global_block_indexes)
 
-        self.patch_embed = nn.Module()
-        self.patch_embed.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self.patch_embed = PatchEmbed(
+            img_size=img_size, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim, flatten=False,
+            output_fmt="NHWC", strict_img_size=False, dynamic_img_pad=True)
         num_pos = (pretrain_img_size // patch_size) ** 2
         self.pos_embed = nn.Parameter(torch.zeros(1, num_pos + 1, embed_dim))  # slot 0: the class token's
         img_h, img_w = to_2tuple(img_size)  # timm's config.json records sizes as [h, w]
         grid = (img_h // patch_size, img_w // patch_size)
         dpr = calculate_drop_path_rates(drop_path_rate, depth)  # linear decay, as detectron2
         self.blocks = nn.Sequential(*[
-            VitDetBlock(
+            Block(
                 embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i],
-                use_rel_pos=use_rel_pos, window_size=0 if i in self.global_block_indexes else window_size,
-                input_size=grid, attn_drop=attn_drop_rate, proj_drop=proj_drop_rate)
+                norm_layer=partial(nn.LayerNorm, eps=1e-6), act_layer=nn.GELU, use_rel_pos=use_rel_pos,
+                window_size=0 if i in self.global_block_indexes else window_size, input_size=grid,
+                attn_drop=attn_drop_rate, proj_drop=proj_drop_rate)
             for i in range(depth)])
 
         if pyramid:
@@ -320,22 +200,21 @@ class VitDet(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def _abs_pos(self, h: int, w: int) -> torch.Tensor:
-        """The 14x14 position grid (class slot dropped) resized bicubically to ``(1, h, w, C)``."""
+        """The 14x14 position grid (class slot dropped) resized bicubically to ``(1, h, w, C)``.
+
+        detectron2's ``get_abs_pos``. Not timm's ``resample_abs_pos_embed``: that one always
+        interpolates in float32 (``posemb.float()``), which breaks the float64 parity of every
+        input whose token grid is not 14x14; the checkpoint filter, where float32 is fine, uses it.
+        """
         pos = self.pos_embed[:, 1:]
         g = int(math.sqrt(pos.shape[1]))
         pos = pos.reshape(1, g, g, -1)
         if (g, g) != (h, w):
-            pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
-            pos = pos.permute(0, 2, 3, 1)
+            pos = nchw_to_nhwc(F.interpolate(nhwc_to_nchw(pos), size=(h, w), mode="bicubic", align_corners=False))
         return pos
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
-        p = self.patch_size
-        pad_h, pad_w = (p - H % p) % p, (p - W % p) % p
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        x = self.patch_embed.proj(x).permute(0, 2, 3, 1)  # (B, h, w, C)
+        x = self.patch_embed(x)  # (B, h, w, C), the input zero-padded to patch multiples
         return x + self._abs_pos(x.shape[1], x.shape[2]).to(x.dtype)
 
     def _pyramid_levels(self, x: torch.Tensor, size: Tuple[int, int]) -> List[torch.Tensor]:
@@ -382,10 +261,10 @@ class VitDet(nn.Module):
         for i, blk in enumerate(blocks):
             x = blk(x)
             if i in take_indices:
-                intermediates.append(x.permute(0, 3, 1, 2))
+                intermediates.append(nhwc_to_nchw(x))
         if intermediates_only:
             return intermediates
-        return x.permute(0, 3, 1, 2), intermediates
+        return nhwc_to_nchw(x), intermediates
 
     def prune_intermediate_layers(
             self,
@@ -409,7 +288,7 @@ class VitDet(nn.Module):
             x = checkpoint_seq(self.blocks, x)
         else:
             x = self.blocks(x)
-        return x.permute(0, 3, 1, 2)
+        return nhwc_to_nchw(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> the stride-16 map ``(B, embed_dim, ceil(H/16), ceil(W/16))``."""
@@ -469,13 +348,6 @@ def _official_to_zoo_key(k: str) -> str:
     return k
 
 
-def _resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
-    if table.shape[0] == length:
-        return table
-    out = F.interpolate(table.t()[None].float(), size=length, mode="linear", align_corners=False)
-    return out[0].t().to(table.dtype)
-
-
 @register_checkpoint_filter("vitdet")
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[str, torch.Tensor]:
     """Official ViTDet-family checkpoints -> zoo keys; a no-op on zoo state dicts.
@@ -488,12 +360,17 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
     ``module.`` / ``backbone.`` prefixes, projection heads dropped). Keys the checkpoint lacks that a
     pretraining cannot have (relative-position tables, the pyramid) are filled from the model's own
     initialization, with a log message.
+
+    The registered model is the trunk: it does not build the simple feature pyramid that the
+    official parameter counts include, and drops a checkpoint's pyramid tensors with a log message;
+    ``features_only=True`` (or ``zoo.adapters.create_pyramid``) builds the pyramid and loads them.
     """
     if isinstance(state_dict, dict) and isinstance(state_dict.get("teacher"), dict):
         state_dict = state_dict["teacher"]
     sd = unwrap_state_dict(state_dict)
     target = model.state_dict()
     out: Dict[str, torch.Tensor] = {}
+    pyramid_dropped = 0
     for k, v in sd.items():
         if not torch.is_tensor(v):
             continue
@@ -501,6 +378,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
         if k not in target and k.startswith(_DROP_PREFIXES):
             continue
         if k.startswith("pyramid.") and getattr(model, "pyramid", None) is None:
+            pyramid_dropped += 1
             continue
         ref = target.get(k)
         if ref is not None and v.shape != ref.shape:
@@ -514,10 +392,13 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
                 if prefix == 0:
                     v = torch.cat([v.new_zeros(1, 1, v.shape[-1]), v], dim=1)
             elif k.endswith(("rel_pos_h", "rel_pos_w")):
-                v = _resize_rel_pos(v, ref.shape[0])
+                v = resize_decomposed_rel_pos(v, ref.shape[0])
             elif k.startswith("pyramid."):
                 continue  # a pyramid of another width (pyramid_channels): initialized afresh below
         out[k] = v
+    if pyramid_dropped:
+        _logger.info("ViTDet trunk: %d simple-feature-pyramid tensors of the checkpoint not loaded (the pyramid "
+                     "is built by features_only=True / zoo.adapters.create_pyramid)", pyramid_dropped)
     missing = [k for k in target if k not in out]
     filled = [k for k in missing if k.endswith(("rel_pos_h", "rel_pos_w")) or k.startswith("pyramid.")]
     if filled and len(filled) < len(target):
@@ -529,7 +410,9 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 
 
 def _create_vitdet(variant: str, pretrained: bool = False, **kwargs: Any) -> VitDet:
-    pyramid = kwargs.get("pyramid", True)
+    if kwargs.get("features_only"):
+        kwargs.setdefault("pyramid", True)  # ViTDet's features are its simple feature pyramid
+    pyramid = kwargs.get("pyramid", False)
     depth = kwargs.get("depth", 12)
     default_out = (0, 1, 2, 3, 4) if pyramid else (depth - 1,)
     if pyramid and not kwargs.get("pyramid_top_block", True):
@@ -627,7 +510,8 @@ def _reported(box_mask: Dict[str, Tuple[float, float]]) -> Dict[str, Dict[str, A
 
 
 @register_model(
-    family="vitdet", task="dense", official_params=91_449_024, manifest="vitdet/vitdet_b_backbone_sfp",
+    family="vitdet", task="dense", official_params=91_449_024, dropped_params={"simfp_*": 5_560_000},  # the SFP (features_only=True)
+    manifest="vitdet/vitdet_b_backbone_sfp",
     reported=_reported({"coco_mask_rcnn": (51.6, 45.9), "coco_cascade_mask_rcnn": (54.0, 46.7),
                         "lvis_mask_rcnn": (40.2, 38.2), "lvis_cascade_mask_rcnn": (43.0, 38.9)}))
 def vitdet_base_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
@@ -637,7 +521,8 @@ def vitdet_base_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
 
 
 @register_model(
-    family="vitdet", task="dense", official_params=311_237_888, manifest="vitdet/vitdet_l_backbone_sfp",
+    family="vitdet", task="dense", official_params=311_237_888, dropped_params={"simfp_*": 7_805_184},  # the SFP (features_only=True)
+    manifest="vitdet/vitdet_l_backbone_sfp",
     reported=_reported({"coco_mask_rcnn": (55.5, 49.2), "coco_cascade_mask_rcnn": (57.6, 50.0),
                         "lvis_mask_rcnn": (46.1, 43.6), "lvis_cascade_mask_rcnn": (49.2, 44.5)}))
 def vitdet_large_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
@@ -647,7 +532,8 @@ def vitdet_large_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
 
 
 @register_model(
-    family="vitdet", task="dense", official_params=641_756_992, manifest="vitdet/vitdet_h_backbone_sfp",
+    family="vitdet", task="dense", official_params=641_756_992, dropped_params={"simfp_*": 10_640_192},  # the SFP (features_only=True)
+    manifest="vitdet/vitdet_h_backbone_sfp",
     reported=_reported({"coco_mask_rcnn": (56.7, 50.2), "coco_cascade_mask_rcnn": (58.7, 51.0),
                         "lvis_mask_rcnn": (49.1, 46.0), "lvis_cascade_mask_rcnn": (51.5, 46.6)}))
 def vitdet_huge_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:

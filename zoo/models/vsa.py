@@ -38,6 +38,7 @@ from timm.models.swin_transformer import PatchMerging
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
+from zoo.layers.padding import nchw_to_nhwc as _nhwc, nhwc_to_nchw as _nchw, pad_amount, pad_to_multiple
 from zoo.layers.rel_pos import RelPosBias, resize_rel_pos_bias_table
 from zoo.layers.window_attention import window_partition, window_reverse
 from zoo.registry import register_checkpoint_filter, register_family, register_model
@@ -180,15 +181,14 @@ class VaryingWindowAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, _ = x.shape
         ws, heads, hd = self.window_size, self.num_heads, self.head_dim
-        pad_h, pad_w = (ws - H % ws) % ws, (ws - W % ws) % ws
+        pad_h, pad_w = pad_amount((H, W), ws)
         Hp, Wp = H + pad_h, W + pad_w
         nh, nw = Hp // ws, Wp // ws
-        xp = F.pad(x, (0, 0, 0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+        xp = pad_to_multiple(x, ws, channels_last=True)
         grid = self.sampling_grid(xp, (H, W))
 
         qkv = self.qkv(x)
-        if pad_h or pad_w:
-            qkv = F.pad(qkv, (0, 0, 0, pad_w, 0, pad_h))
+        qkv = pad_to_multiple(qkv, ws, channels_last=True)
         q, kv = qkv.split([self.out_dim, 2 * self.out_dim], dim=-1)
         # one grid_sample for K and V: (B * heads, 2 * hd, Hp, Wp), batch-major then head
         kv = kv.reshape(B, Hp, Wp, 2, heads, hd).permute(0, 4, 3, 5, 1, 2).reshape(B * heads, 2 * hd, Hp, Wp)
@@ -205,19 +205,11 @@ class VaryingWindowAttention(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 3, 1, 2)
-
-
 def _conv_input(x: torch.Tensor) -> torch.Tensor:
     """A channels-last map as conv input: oneDNN (float32 / bf16 / fp16) convolves the permuted view
     natively; the native float64 path runs grouped convs many times slower on it, so it gets NCHW."""
     x = _nchw(x)
     return x.contiguous() if x.dtype == torch.float64 else x
-
-
-def _nhwc(x: torch.Tensor) -> torch.Tensor:
-    return x.permute(0, 2, 3, 1)
 
 
 class PyramidReductionModule(nn.Module):
