@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import os
@@ -24,6 +25,7 @@ import torch
 __all__ = [
     "CheckpointError", "UnsafeCheckpointError", "NumpyOnlyUnpickler", "load_checkpoint",
     "load_numpy_pickle", "unwrap_state_dict", "strip_prefix", "load_into", "guess_variant", "explain_mismatch",
+    "looks_like_html", "pretrained_download_guard", "cache_filename", "hub_model_card", "push_to_hub",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -160,6 +162,8 @@ def load_checkpoint(path: PathLike, *, unwrap: bool = True) -> Dict[str, Any]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     with open(path, "rb") as f:
         head = f.read(16)
+    if looks_like_html(head):
+        raise CheckpointError(_HTML_MESSAGE.format(what=path))
     lower = path.lower()
     if lower.endswith(".safetensors") or _looks_like_safetensors(head):
         from safetensors.torch import load_file
@@ -279,3 +283,62 @@ def explain_mismatch(path: PathLike, name: str, state_dict: Mapping[str, Any],
         parts.append(f"it most likely belongs to {guess} ({score:.0%} of keys and shapes match)")
     built = name + (f" (with {', '.join(f'{k}={v!r}' for k, v in model_kwargs.items())})" if model_kwargs else "")
     return CheckpointError(f"{os.fspath(path)} does not fit {built}: " + "; ".join(parts))
+
+
+# --- weights that cannot be downloaded, and downloads that are not weights ---------------------------------
+# One rule for every family: a cfg's ``url`` is a file a plain HTTP GET returns. Share pages (Google Drive,
+# OneDrive, Baidu Pan) are not: Drive answers a large ``uc?export=download`` request with an HTML confirmation
+# page, and timm caches every such URL under the same name (``checkpoints/uc``), so one tag's file would be
+# loaded for another. Those weights are recorded as ``origin_url`` only and load with ``checkpoint_path=``.
+
+_HTML_PREFIXES = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<meta", b"<!--")
+_HTML_MESSAGE = ("{what} is an HTML page, not a checkpoint (a share link's confirmation, sign-in or quota page "
+                 "saved as the file?); download the weights by hand from the page that lists them and pass the "
+                 "file with checkpoint_path=")
+
+
+def looks_like_html(head: bytes) -> bool:
+    """True when the first bytes of a file are a web page rather than a checkpoint."""
+    return head.lstrip().lower().startswith(_HTML_PREFIXES)
+
+
+def cache_filename(cfg: Mapping[str, Any]) -> Optional[str]:
+    """The file name timm caches a cfg's ``url`` under (``url`` or ``(url, filename)``), None without one."""
+    from urllib.parse import urlparse
+
+    url = cfg.get("url")
+    if not url:
+        return None
+    if isinstance(url, (tuple, list)):
+        return url[1]
+    return os.path.basename(urlparse(url).path)
+
+
+@contextlib.contextmanager
+def pretrained_download_guard(name: str, pretrained: bool, kwargs: Mapping[str, Any]):
+    """Around a model entrypoint: ``pretrained=True`` on a tag whose weights zoo cannot download raises a
+    ValueError naming where they are (timm would warn and return random weights), and a download that turns
+    out to be an HTML page raises a :class:`CheckpointError` saying so (torch reports "invalid load key")."""
+    if not pretrained:
+        yield
+        return
+    from timm.models._builder import resolve_pretrained_cfg
+
+    cfg = resolve_pretrained_cfg(name, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                 pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+    full = f"{name}.{cfg.tag}" if cfg.tag else name
+    if not (cfg.has_weights or cfg.state_dict is not None) and cfg.origin_url:
+        from .registry import model_entry
+
+        if not model_entry(name).test_model:
+            raise ValueError(
+                f"{full}: zoo cannot download these weights (no direct file URL): get them from "
+                f"{cfg.origin_url} and load them with zoo.create_model({full!r}, checkpoint_path=FILE)")
+    try:
+        yield
+    except Exception as e:
+        if "invalid load key, '<'" in str(e) and cfg.url:
+            where = cfg.url[0] if isinstance(cfg.url, (tuple, list)) else cfg.url
+            raise CheckpointError(_HTML_MESSAGE.format(what=f"{full}: the download from {where}") +
+                                  f" (and delete the cached {cache_filename(cfg.to_dict())!r})") from e
+        raise

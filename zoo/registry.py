@@ -133,8 +133,12 @@ def register_model(
 
         @functools.wraps(f)
         def entrypoint(*args: Any, **kwargs: Any):
+            from .hub import pretrained_download_guard
+
+            with pretrained_download_guard(name, bool(args[0] if args else kwargs.get("pretrained")), kwargs):
+                model = f(*args, **kwargs)
             # every nn.Linear runs float32 CPU inference on oneDNN's GEMM (zoo.layers.linear)
-            return use_onednn_linears(f(*args, **kwargs))
+            return use_onednn_linears(model)
 
         return _timm_register_model(entrypoint)
 
