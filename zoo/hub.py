@@ -18,6 +18,7 @@ import io
 import logging
 import os
 import pickle
+import re
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -25,7 +26,7 @@ import torch
 __all__ = [
     "CheckpointError", "UnsafeCheckpointError", "NumpyOnlyUnpickler", "load_checkpoint",
     "load_numpy_pickle", "unwrap_state_dict", "strip_prefix", "load_into", "guess_variant", "explain_mismatch",
-    "looks_like_html", "pretrained_download_guard", "cache_filename", "hub_model_card", "push_to_hub",
+    "looks_like_html", "pretrained_download_guard", "cache_filename", "licence_note", "licence_of", "push_to_hub",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -342,3 +343,50 @@ def pretrained_download_guard(name: str, pretrained: bool, kwargs: Mapping[str, 
             raise CheckpointError(_HTML_MESSAGE.format(what=f"{full}: the download from {where}") +
                                   f" (and delete the cached {cache_filename(cfg.to_dict())!r})") from e
         raise
+
+
+# --- licences and publishing --------------------------------------------------------------------------------
+# A cfg's ``license`` is a Hugging Face Hub licence identifier. Where none fits it is ``other`` and one of the
+# cfg's notes, written by :func:`licence_note`, names the licence and links its text; the Hub card carries
+# them as ``license_name`` / ``license_link``.
+
+_LICENCE_NOTE = re.compile(r"^licence: (?P<name>[^<]+?) <(?P<link>[^>]+)>(?:; (?P<text>.*))?$")
+
+
+def licence_note(name: str, link: str, text: str = "") -> str:
+    """The cfg note that describes an ``other`` licence: its name, a link to its text, what it says."""
+    return f"licence: {name} <{link}>" + (f"; {text}" if text else "")
+
+
+def licence_of(cfg: Mapping[str, Any]) -> Dict[str, str]:
+    """``{"license": id}`` plus ``license_name`` / ``license_link`` (and ``license_text``) for ``other``."""
+    out = {"license": cfg.get("license") or "other"}
+    notes = cfg.get("notes") or ()
+    for note in ((notes,) if isinstance(notes, str) else notes):
+        m = _LICENCE_NOTE.match(note)
+        if m:
+            name = m.group("name").strip()
+            out.update(license_name=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+                       license_link=m.group("link"), license_text=f"{name}" + (
+                           f": {m.group('text')}" if m.group("text") else ""))
+            break
+    return out
+
+
+def push_to_hub(folder: PathLike, repo_id: str, *, token: Optional[str] = None, private: bool = False,
+                revision: Optional[str] = None, commit_message: str = "Add zoo model") -> Any:
+    """Upload a folder written by ``zoo convert`` (config.json, model.safetensors, the zoo model card as
+    README.md) to ``repo_id`` as it is.
+
+    timm's ``push_to_hf_hub`` serialises the model again and writes its own README (``license: apache-2.0``,
+    image-classification) when the repo has none; the folder that was written and checked is what goes up
+    here, its README included (an existing README in the repo is replaced by the zoo card).
+    """
+    from huggingface_hub import HfApi
+
+    from timm import __version__ as timm_version
+
+    api = HfApi(token=token, library_name="timm", library_version=timm_version)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    return api.upload_folder(repo_id=repo_id, folder_path=os.fspath(folder), revision=revision,
+                             commit_message=commit_message)

@@ -340,7 +340,7 @@ def pretrained_tags(name: str, include_unlinked: bool = False) -> Dict[str, Dict
 def _measure(name: str) -> Dict[str, Any]:
     import torch
 
-    from .flops import count_macs
+    from .flops import count_macs_detail
 
     with torch.device("meta"):
         model = timm.create_model(name)
@@ -349,9 +349,11 @@ def _measure(name: str) -> Dict[str, Any]:
         input_size=input_shape(name),
         num_classes=getattr(model, "num_classes", None),
         feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()),
-        gmacs=None, gmacs_error=None)
+        gmacs=None, gmacs_architectural=None, gmacs_error=None)
     try:
-        out["gmacs"] = count_macs(model, input_size=out["input_size"], device="meta") / 1e9
+        # gmacs: what the implementation executes; gmacs_architectural: what the architecture defines
+        macs = count_macs_detail(model, input_size=out["input_size"], device="meta")
+        out["gmacs"], out["gmacs_architectural"] = macs["executed"] / 1e9, macs["architectural"] / 1e9
     except Exception as e:  # a model that cannot run on meta (data-dependent ops) has no count here
         out["gmacs_error"] = f"{type(e).__name__}: {e}"
     return out

@@ -33,6 +33,7 @@ Deviations from the official code, none of which changes an output:
       (``UniFormerLight.forward_cls_head`` gives the class-token logits).
 """
 
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -896,6 +897,12 @@ VARIANT_HEAD_DIMS: Dict[str, int] = {
     "uniformer_xxs": 28, "uniformer_xs": 32,
 }
 
+# variants whose checkpoints are interchangeable shape for shape (they differ only in head_dim)
+_HEAD_DIM_TWINS: Dict[str, str] = {}
+for _a, _b in (("uniformer_small_plus", "uniformer_small_plus_dim64"), ("uniformer_small_tl", "uniformer_small_dim64_tl"),
+               ("uniformer_small_plus_tl", "uniformer_small_plus_dim64_tl"), ("uniformer_base_tl", "uniformer_base_dim64_tl")):
+    _HEAD_DIM_TWINS[_a], _HEAD_DIM_TWINS[_b] = _b, _a
+
 _DECLARATION_KEYS = ("head_dim", "variant", "arch", "architecture", "model_name")
 
 
@@ -1175,6 +1182,16 @@ _L = dict(depths=(5, 10, 24, 7), embed_dims=(128, 192, 448, 640))
 
 
 def _build(variant: str, pretrained: bool, arch: Dict[str, Any], kwargs: Dict[str, Any]) -> UniFormer:
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    user_file = overlay.get("file") is not None or overlay.get("state_dict") is not None
+    twin = _HEAD_DIM_TWINS.get(variant)
+    if pretrained and user_file and twin and "head_dim" not in kwargs:
+        # the file's shapes fit both variants; only its author knows which head_dim it was trained with
+        warnings.warn(
+            f"{variant}: a {twin} checkpoint (head_dim {VARIANT_HEAD_DIMS[twin]}) has the same tensor shapes and "
+            f"would load here silently with wrong outputs; pass head_dim={arch['head_dim']} to confirm the file "
+            f"is a {variant} checkpoint (or build {twin} for a head_dim {VARIANT_HEAD_DIMS[twin]} one)",
+            UserWarning, stacklevel=4)
     return _create_uniformer(variant, pretrained=pretrained, **dict(arch, **kwargs))
 
 
