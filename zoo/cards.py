@@ -21,7 +21,7 @@ from .flops import GMACS_NOTES, PAPER_GMACS
 from .hub import licence_of
 from .registry import family_info, list_families, list_models, measure, model_entry, pretrained_tags
 
-__all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "write_cards", "check_cards",
+__all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "render_hub_card", "write_cards", "check_cards",
            "render_markdown_table", "embed_in_readme", "README_TABLE_START", "README_TABLE_END"]
 
 PIPELINE_TAGS = {
@@ -303,3 +303,107 @@ def check_cards(directory: Optional[os.PathLike] = None) -> List[str]:
             if path.name not in expected:
                 problems.append(f"{path}: no such family")
     return problems
+
+
+def _arxiv_links(paper_ids) -> List[str]:
+    ids = (paper_ids,) if isinstance(paper_ids, str) else tuple(paper_ids or ())
+    return [f"[{p}](https://arxiv.org/abs/{p.split(':', 1)[1]})" if p.lower().startswith("arxiv:") else p for p in ids]
+
+
+def render_hub_card(name: str, pretrained_cfg: Optional[Dict[str, Any]] = None, *,
+                    checkpoint: Optional[str] = None, checkpoint_sha256: Optional[str] = None,
+                    model_args: Optional[Dict[str, Any]] = None, repo_id: Optional[str] = None) -> str:
+    """The README.md uploaded with one converted model: Hub front matter (the weights' licence as a Hub
+    identifier, ``other`` + ``license_name``/``license_link`` where none fits; the task's pipeline tag;
+    datasets; the reported metric as ``model-index``), then the paper, the origin of the weights, the
+    preprocessing, the conversion and usage.
+
+    ``name`` is ``arch`` or ``arch.tag``; ``pretrained_cfg`` (default: the tag's registered cfg) describes the
+    weights, e.g. ``model.pretrained_cfg`` of the converted model.
+    """
+    from timm.models import get_pretrained_cfg
+
+    entry = model_entry(name)
+    info = family_info(entry.family)
+    cfg = dict(pretrained_cfg or {})
+    if not cfg:
+        found = get_pretrained_cfg(name)
+        cfg = found.to_dict() if found is not None else {}
+    tag = cfg.get("tag") or (name.partition(".")[2] or None)
+    full = f"{entry.name}.{tag}" if tag else entry.name
+    lic = licence_of(cfg) if cfg.get("license") else {"license": _CODE_LICENCES.get(info.code_license.lower(), "other")}
+    reported = entry.reported.get(tag) if tag else None
+    pipeline = PIPELINE_TAGS[entry.task]
+    front: Dict[str, Any] = {
+        "library_name": "timm",
+        **{k: v for k, v in lic.items() if k != "license_text"},
+        "pipeline_tag": pipeline,
+        "tags": ["zoo", "timm", entry.family, pipeline],
+    }
+    if reported and reported.get("dataset"):
+        front["datasets"] = [reported["dataset"]]
+        front["model-index"] = [{
+            "name": repo_id or full,
+            "results": [{
+                "task": {"type": pipeline},
+                "dataset": {"name": reported["dataset"], "type": reported["dataset"]},
+                "metrics": [{"type": reported["metric"], "value": reported["value"],
+                             "name": f"{reported['metric']} (reported{', unverified' if reported.get('verified') is False else ''})"}],
+                "source": {"name": reported.get("source") or "reported", "url": info.official_repo},
+            }],
+        }]
+    registered = get_pretrained_cfg(full) if tag else None  # where the tag's official file lives
+    origin = _location(registered.to_dict()) if registered is not None else None
+    origin = origin or cfg.get("origin_url") or info.official_repo
+    notes = cfg.get("notes") or ()
+    notes = (notes,) if isinstance(notes, str) else tuple(notes)
+    prep = ", ".join(f"{k} {cfg[k]}" for k in ("input_size", "crop_pct", "interpolation", "mean", "std") if k in cfg)
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {full}",
+        "",
+        f"{info.title} ({entry.family}), {entry.task}: official weights converted to a timm model by zoo.",
+        "",
+        "- Paper: " + ", ".join(_arxiv_links(cfg.get("paper_ids") or info.paper_ids)),
+        f"- Official code: {info.official_repo} (code licence: {info.code_license})",
+        f"- Weights: {origin}",
+        f"- Licence of the weights: {_licence_text(lic)}",
+    ]
+    if reported:
+        src = reported.get("source")
+        lines.append(f"- Reported: {_fmt_metric(reported)}" + (f", {src}" if src else "") + (
+            " (not checked against the paper's tables)" if reported.get("verified") is False else ""))
+    if prep:
+        lines.append(f"- Preprocessing: {prep}")
+    lines += [f"- Note: {n}" for n in notes if not n.startswith("licence: ")]
+    conversion = ["", "## Conversion", ""]
+    if checkpoint:
+        conversion.append(f"Converted from `{os.path.basename(checkpoint)}`"
+                          + (f" (sha256 `{checkpoint_sha256}`)" if checkpoint_sha256 else "")
+                          + f" with `zoo convert {name} --checkpoint {os.path.basename(checkpoint)}"
+                          + (" --model-args '...'" if model_args else "") + "`"
+                          + (f", model arguments {model_args}" if model_args else "") + ".")
+        conversion.append("")
+    conversion += [_conversion_notes(entry.family)]
+    lines += conversion
+    hub_name = f"hf-hub:{repo_id}" if repo_id else "local-dir:<this folder>"
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import timm",
+        "import zoo  # registers the architecture with timm",
+        "",
+        f'model = timm.create_model("{hub_name}", pretrained=True).eval()',
+        "cfg = timm.data.resolve_data_config(model=model)",
+        "transform = timm.data.create_transform(**cfg)",
+        "```",
+        "",
+    ]
+    if info.citation:
+        lines += ["## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
+    return "\n".join(lines)

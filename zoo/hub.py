@@ -338,11 +338,26 @@ def pretrained_download_guard(name: str, pretrained: bool, kwargs: Mapping[str, 
     try:
         yield
     except Exception as e:
-        if "invalid load key, '<'" in str(e) and cfg.url:
-            where = cfg.url[0] if isinstance(cfg.url, (tuple, list)) else cfg.url
-            raise CheckpointError(_HTML_MESSAGE.format(what=f"{full}: the download from {where}") +
-                                  f" (and delete the cached {cache_filename(cfg.to_dict())!r})") from e
+        cached = _cached_download(cfg.to_dict(), kwargs.get("cache_dir")) if cfg.url else None
+        if cached is not None:
+            with open(cached, "rb") as f:
+                html = looks_like_html(f.read(64))
+            if html:
+                where = cfg.url[0] if isinstance(cfg.url, (tuple, list)) else cfg.url
+                raise CheckpointError(_HTML_MESSAGE.format(what=f"{full}: the download from {where}") +
+                                      f" (and delete {cached})") from e
         raise
+
+
+def _cached_download(cfg: Mapping[str, Any], cache_dir: Optional[PathLike] = None) -> Optional[str]:
+    """Where timm / torch.hub saved a cfg's ``url`` (``<cache_dir or hub dir>/checkpoints/<name>``), if there."""
+    name = cache_filename(cfg)
+    if not name:
+        return None
+    for d in (cache_dir, os.path.join(torch.hub.get_dir(), "checkpoints")):
+        if d and os.path.isfile(os.path.join(os.fspath(d), name)):
+            return os.path.join(os.fspath(d), name)
+    return None
 
 
 # --- licences and publishing --------------------------------------------------------------------------------
