@@ -356,6 +356,20 @@ def test_video_tags_carry_their_class_counts_and_clip_lengths():
         assert m.num_classes == n and cfg["pool_size"][0] * 2 == frames and f"clip: {frames} frames" in cfg["notes"][1]
 
 
+def test_a_checkpoint_of_the_head_dim_twin_is_not_loaded_silently(tmp_path):
+    # uniformer_small_plus (head_dim 32) and uniformer_small_plus_dim64 share every tensor shape
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in zoo.create_model("uniformer_small_plus").state_dict().items()}
+    path = tmp_path / "file.pth"
+    torch.save({"model": {k: torch.zeros(s) for k, s in shapes.items()}}, path)
+    with pytest.warns(UserWarning, match=r"uniformer_small_plus checkpoint \(head_dim 32\).*pass head_dim=64"):
+        zoo.create_model("uniformer_small_plus_dim64", checkpoint_path=str(path))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # naming the variant's head_dim confirms the file
+        zoo.create_model("uniformer_small_plus_dim64", checkpoint_path=str(path), head_dim=64)
+
+
 def test_old_video_names_still_build():
     with pytest.warns(UserWarning, match="uniformer_small_video"), torch.device("meta"):
         m = timm.create_model("uniformer_small_k400")

@@ -144,7 +144,7 @@ def _front_licence(licences: List[Dict[str, str]], code_license: str, repo: str 
     if len(distinct) == 1:
         return {k: v for k, v in licences[0].items() if k != "license_text"}
     if not distinct:
-        return {"license": _CODE_LICENCES.get(code_license.lower(), "other")}
+        return {"license": _CODE_LICENCES.get(code_license.split()[0].lower(), "other")}
     # the card's weights list gives each tag's licence
     return {"license": "other", "license_name": "several-see-card", "license_link": repo or "README.md"}
 
@@ -222,6 +222,15 @@ def render_card(family: str) -> str:
         "",
     ]
     any_tags = False
+
+    def _notes(t):
+        notes = t.get("notes") or ()
+        return [n for n in ((notes,) if isinstance(notes, str) else notes) if not n.startswith("licence: ")]
+
+    every = [set(_notes(t)) for r in rows for t in r["tags"]]
+    shared = sorted(set.intersection(*every)) if len(every) > 1 else []
+    if shared:  # said once, not on every line
+        lines += ["All weights: " + "; ".join(shared) + ".", ""]
     for r in rows:
         for t in r["tags"]:
             any_tags = True
@@ -229,8 +238,8 @@ def render_card(family: str) -> str:
             extra = f" Reported: {_fmt_metric(t['reported'])}" + (f" ({src})." if src else ".") if t["reported"] else ""
             if t["reported"] and t["reported"].get("verified") is False:
                 extra += " Unverified: not checked against the paper's tables."
-            notes = t.get("notes") or ()
-            note = "".join(f" {n}" for n in ((notes,) if isinstance(notes, str) else notes))
+            own = [n for n in _notes(t) if n not in shared]
+            note = (" " + "; ".join(own).rstrip(".") + ".") if own else ""
             how = " No direct download: fetch it from there and load with `checkpoint_path=`." if t["unlinked"] else ""
             lines.append(f"- `{r['name']}.{t['tag']}`: {t['location']} (licence: {_licence_text(t['licence'])})."
                          f"{extra}{note}{how}")
@@ -331,7 +340,7 @@ def render_hub_card(name: str, pretrained_cfg: Optional[Dict[str, Any]] = None, 
         cfg = found.to_dict() if found is not None else {}
     tag = cfg.get("tag") or (name.partition(".")[2] or None)
     full = f"{entry.name}.{tag}" if tag else entry.name
-    lic = licence_of(cfg) if cfg.get("license") else {"license": _CODE_LICENCES.get(info.code_license.lower(), "other")}
+    lic = licence_of(cfg) if cfg.get("license") else {"license": _CODE_LICENCES.get(info.code_license.split()[0].lower(), "other")}
     reported = entry.reported.get(tag) if tag else None
     pipeline = PIPELINE_TAGS[entry.task]
     front: Dict[str, Any] = {

@@ -63,7 +63,7 @@ register_family(
     title="UniFormer: Unifying Convolution and Self-attention for Visual Recognition",
     paper_ids=("arXiv:2201.09450", "arXiv:2201.04676"),
     official_repo="https://github.com/Sense-X/UniFormer",
-    code_license="Apache-2.0",
+    code_license="Apache-2.0 (the LICENSE file; the README and the Hub repos say MIT)",
     description="Local (depthwise-conv) relation aggregators in the shallow stages, global self-attention in "
                 "the deep ones, a depthwise-conv dynamic position embedding before every block; image "
                 "(2-D) and video (3-D) networks.",
