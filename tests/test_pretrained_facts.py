@@ -197,7 +197,8 @@ def _renamed(old: str) -> str:
     new = _deprecated_models.get(arch)
     if new:
         new_arch, _, new_tag = new.partition(".")
-        return f"{new_arch}.{new_tag or tag}"
+        # the old tag where the new architecture has it, else the tag the deprecation names
+        return f"{new_arch}.{tag if tag in pretrained_tags(new_arch, include_unlinked=True) else new_tag or tag}"
     return old
 
 

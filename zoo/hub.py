@@ -331,7 +331,11 @@ def pretrained_download_guard(name: str, pretrained: bool, kwargs: Mapping[str, 
     if not (cfg.has_weights or cfg.state_dict is not None) and cfg.origin_url:
         from .registry import model_entry
 
-        if not model_entry(name).test_model:
+        entry = model_entry(name)
+        if not entry.test_model:
+            if not cfg.tag or cfg.tag not in entry.reported:
+                raise ValueError(f"{full}: no released weights are recorded for it (see {cfg.origin_url}); "
+                                 f"pass checkpoint_path=FILE to load your own")
             raise ValueError(
                 f"{full}: zoo cannot download these weights (no direct file URL): get them from "
                 f"{cfg.origin_url} and load them with zoo.create_model({full!r}, checkpoint_path=FILE)")
