@@ -232,7 +232,7 @@ def main(argv=None):
     print(f"reference: {kind}")
     bench("UniFormer-S image", img_fn, img, "uniformer_small", torch.randn(args.batch, 3, 224, 224),
           args.repeats, 1000)
-    bench("UniFormer-S video", vid_fn, vid, "uniformer_small_k400", torch.randn(args.batch, 3, 8, 224, 224),
+    bench("UniFormer-S video", vid_fn, vid, "uniformer_small_video", torch.randn(args.batch, 3, 8, 224, 224),
           args.repeats, 400)
 
 

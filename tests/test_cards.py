@@ -83,6 +83,44 @@ def test_convert_round_trip_is_bit_identical(tmp_path, capsys):
         torch.testing.assert_close(b(x), ref, atol=0, rtol=0)
 
 
+def test_convert_push_uploads_the_zoo_card_with_the_weights_licence(tmp_path, monkeypatch):
+    # everything up to the network: the repo is "created" and the folder "uploaded" by stand-ins that record them
+    import huggingface_hub
+    import yaml
+
+    calls = {}
+
+    class _Repo:
+        repo_id = "zoo-test/restormer"
+
+    def create_repo(self, repo_id, **kwargs):
+        calls["create_repo"] = (repo_id, kwargs)
+        return _Repo()
+
+    def upload_folder(self, *, repo_id, folder_path, **kwargs):
+        calls["upload"] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        calls["repo_id"] = repo_id
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
+    src = zoo.create_model("restormer_test").eval()
+    ckpt = tmp_path / "official.pth"
+    torch.save({"params": src.state_dict()}, ckpt)
+    assert main(["convert", "restormer_test", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),
+                 "--push", "zoo-test/restormer"]) == 0
+    assert calls["repo_id"] == "zoo-test/restormer"
+    assert {"config.json", "model.safetensors", "README.md"} <= set(calls["upload"])
+    readme = calls["upload"]["README.md"].decode()
+    assert readme == (tmp_path / "out" / "README.md").read_text()  # the folder written is what goes up
+    front = yaml.safe_load(readme.split("---")[1])
+    # the Restormer weights are non-commercial: never apache-2.0, whatever timm's own card would say
+    assert front["license"] == "other" and front["license_name"] == "academic-public-license"
+    assert front["license_link"] == "https://github.com/swz30/Restormer/blob/main/LICENSE.md"
+    assert front["pipeline_tag"] == "image-to-image" and front["library_name"] == "timm"
+    assert "arxiv.org/abs/2111.09881" in readme and "official.pth" in readme and "sha256" in readme
+    assert 'timm.create_model("hf-hub:zoo-test/restormer"' in readme
+
+
 def test_convert_push_stops_at_the_network(tmp_path):
     _, ckpt = _official_checkpoint(tmp_path)
     out = tmp_path / "hub_folder"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import timm
 import torch
 
 import zoo
@@ -20,7 +21,7 @@ def _one_thread():
 
 MANIFESTS = sorted(p.stem for p in (REFERENCE / "manifests" / "uniformer").glob("*.json")) if have_shared() else []
 # official manifest name -> zoo variant
-ZOO_NAME = {"uniformer_small_k400_video": "uniformer_small_k400", "uniformer_base_k400_video": "uniformer_base_k400"}
+ZOO_NAME = {"uniformer_small_k400_video": "uniformer_small_video", "uniformer_base_k400_video": "uniformer_base_video"}
 
 
 def _zoo_kwargs_from_bundle(meta) -> dict:
@@ -360,11 +361,33 @@ def test_official_file_loads_through_create_model(tmp_path):
     assert (out - torch.from_numpy(b["output"])).abs().max().item() <= 1e-5
 
 
-def test_video_tags_carry_their_class_counts():
-    for tag, n in [("k400_8x8", 400), ("k600_16x4", 600), ("sthv2_16_prek400", 174), ("sthv1_32_prek600", 174)]:
+def test_video_tags_carry_their_class_counts_and_clip_lengths():
+    for tag, n, frames in [("k400_8x8", 400, 8), ("k600_16x4", 600, 16), ("sthv2_16_prek400", 174, 16),
+                           ("sthv1_32_prek600", 174, 32)]:
         with torch.device("meta"):
-            m = zoo.create_model(f"uniformer_small_k400.{tag}")
-        assert m.num_classes == n and m.pretrained_cfg["hf_hub_id"] == "Sense-X/uniformer_video"
+            m = zoo.create_model(f"uniformer_small_video.{tag}")
+        cfg = m.pretrained_cfg
+        assert m.num_classes == n and cfg["pool_size"][0] * 2 == frames and f"clip: {frames} frames" in cfg["notes"][1]
+
+
+def test_a_checkpoint_of_the_head_dim_twin_is_not_loaded_silently(tmp_path):
+    # uniformer_small_plus (head_dim 32) and uniformer_small_plus_dim64 share every tensor shape
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in zoo.create_model("uniformer_small_plus").state_dict().items()}
+    path = tmp_path / "file.pth"
+    torch.save({"model": {k: torch.zeros(s) for k, s in shapes.items()}}, path)
+    with pytest.warns(UserWarning, match=r"uniformer_small_plus checkpoint \(head_dim 32\).*pass head_dim=64"):
+        zoo.create_model("uniformer_small_plus_dim64", checkpoint_path=str(path))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # naming the variant's head_dim confirms the file
+        zoo.create_model("uniformer_small_plus_dim64", checkpoint_path=str(path), head_dim=64)
+
+
+def test_old_video_names_still_build():
+    with pytest.warns(UserWarning, match="uniformer_small_video"), torch.device("meta"):
+        m = timm.create_model("uniformer_small_k400")
+    assert m.pretrained_cfg["architecture"] == "uniformer_small_video"
 
 
 @pytest.mark.parametrize("name", ["uniformer_test", "uniformer_video_test", "uniformer_light_test"])
@@ -380,8 +403,8 @@ def test_torchscript_matches_eager(name):
     ("uniformer_small", (3, 224, 224), 1, 3.6),            # image README: 3.6G
     ("uniformer_base", (3, 224, 224), 1, 8.3),
     ("uniformer_xxs", (3, 224, 224), 1, 1.3),
-    ("uniformer_small_k400", (3, 16, 224, 224), 4, 167),   # video README: 16x1x4 views, 167G
-    ("uniformer_base_k400", (3, 16, 224, 224), 4, 387),
+    ("uniformer_small_video", (3, 16, 224, 224), 4, 167),   # video README: 16x1x4 views, 167G
+    ("uniformer_base_video", (3, 16, 224, 224), 4, 387),
 ])
 def test_macs_match_the_papers(name, input_size, views, reported_g):
     from zoo.flops import count_macs

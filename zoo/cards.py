@@ -17,9 +17,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from .flops import GMACS_NOTES, PAPER_GMACS
+from .hub import licence_of
 from .registry import family_info, list_families, list_models, measure, model_entry, params_match, pretrained_tags
 
-__all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "write_cards", "check_cards",
+__all__ = ["PIPELINE_TAGS", "shipped_families", "variant_rows", "render_card", "render_hub_card", "write_cards", "check_cards",
            "render_markdown_table", "embed_in_readme", "README_TABLE_START", "README_TABLE_END"]
 
 PIPELINE_TAGS = {
@@ -45,15 +47,19 @@ def variant_rows(family: Optional[str] = None, names: Optional[List[str]] = None
     rows = []
     for name in names:
         entry = model_entry(name)
+        counted = measure(name)
+        paper = PAPER_GMACS.get(name)
         row = dict(name=name, family=entry.family, task=entry.task, official_params=entry.official_params,
-                   official_source=entry.official_source,
-                   **{k: v for k, v in measure(name).items() if k in ('params', 'gmacs', 'input_size')})
+                   official_source=entry.official_source, params=counted["params"],
+                   input_size=counted["input_size"], gmacs=counted.get("gmacs_architectural", counted["gmacs"]),
+                   gmacs_executed=counted["gmacs"], paper_gmacs=paper[0] if paper else None,
+                   paper_gmacs_source=paper[1] if paper else None)
         row["match"] = params_match(entry, row["params"])
         row["dropped_params"] = dict(entry.dropped_params)
         tags = []
         for tag, cfg in pretrained_tags(name, include_unlinked=True).items():
-            tags.append(dict(tag=tag, location=cfg.get("hf_hub_id") or cfg.get("url") or cfg.get("origin_url"),
-                             origin=cfg.get("origin_url"), license=cfg.get("license"),
+            tags.append(dict(tag=tag, location=_location(cfg), origin=cfg.get("origin_url"),
+                             license=cfg.get("license"), licence=licence_of(cfg),
                              reported=entry.reported.get(tag), notes=cfg.get("notes"),
                              unlinked=bool(cfg.get("unlinked"))))
         row["tags"] = tags
@@ -74,6 +80,12 @@ def _fmt_gmacs(g: Optional[float]) -> str:
     return "-" if g is None else f"{g:.2f}"
 
 
+def _fmt_executed(row: Dict[str, Any]) -> str:
+    """The implementation's count, shown only where it differs from the architecture's."""
+    g, e = row.get("gmacs"), row.get("gmacs_executed")
+    return "same" if g is None or e is None or abs(e - g) < 5e-3 else _fmt_gmacs(e)
+
+
 def _fmt_input(size) -> str:
     return "x".join(str(s) for s in size[1:]) if size else "-"
 
@@ -82,7 +94,8 @@ def _fmt_metric(rep: Optional[Dict[str, Any]]) -> str:
     if not rep:
         return "-"
     dataset = f" ({rep['dataset']})" if rep.get("dataset") else ""
-    return f"{rep.get('metric')} {rep.get('value')}{dataset}"
+    unverified = " (unverified)" if rep.get("verified") is False else ""
+    return f"{rep.get('metric')} {rep.get('value')}{dataset}{unverified}"
 
 
 def _match(m: Optional[bool], dropped: Optional[Dict[str, int]] = None) -> str:
@@ -94,14 +107,15 @@ def _match(m: Optional[bool], dropped: Optional[Dict[str, int]] = None) -> str:
 
 def render_markdown_table(rows: List[Dict[str, Any]], with_family: bool = True) -> str:
     head = (["family"] if with_family else []) + ["model", "params", "official params", "match", "GMACs",
-                                                  "input", "pretrained (reported)"]
+                                                  "paper GMACs", "executed GMACs", "input", "pretrained (reported)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         tags = "; ".join(f"`.{t['tag']}` {_fmt_metric(t['reported'])}" for t in r["tags"]) or "none released"
         cells = ([r["family"]] if with_family else []) + [
             f"`{r['name']}`", _fmt_params(r["params"]), _fmt_params(r["official_params"]),
             _match(r["match"], r.get("dropped_params")),
-            _fmt_gmacs(r["gmacs"]), _fmt_input(r["input_size"]), tags]
+            _fmt_gmacs(r["gmacs"]), _fmt_gmacs(r.get("paper_gmacs")), _fmt_executed(r), _fmt_input(r["input_size"]),
+            tags]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -113,21 +127,55 @@ def _conversion_notes(family: str) -> str:
     return doc or "The official state dict layout loads as it is."
 
 
+def _location(cfg: Dict[str, Any]) -> Optional[str]:
+    if cfg.get("hf_hub_id"):
+        return f"https://huggingface.co/{cfg['hf_hub_id']}" + (
+            f" (`{cfg['hf_hub_filename']}`)" if cfg.get("hf_hub_filename") else "")
+    url = cfg.get("url")
+    return (url[0] if isinstance(url, (tuple, list)) else url) or cfg.get("origin_url")
+
+
+def _licence_text(lic: Dict[str, str]) -> str:
+    return f"{lic['license']}, {lic['license_text']} <{lic['license_link']}>" if lic.get("license_text") else \
+        lic["license"]
+
+
+_CODE_LICENCES = {"apache-2.0": "apache-2.0", "mit": "mit", "bsd-3-clause": "bsd-3-clause"}
+
+
+def _front_licence(licences: List[Dict[str, str]], code_license: str, repo: str = "") -> Dict[str, str]:
+    """Hub front-matter licence fields: the weights' licence when all tags share one, else ``other``."""
+    distinct = {tuple(sorted((k, v) for k, v in lic.items() if k != "license_text")) for lic in licences}
+    if len(distinct) == 1:
+        return {k: v for k, v in licences[0].items() if k != "license_text"}
+    if not distinct:
+        return {"license": _CODE_LICENCES.get(code_license.split()[0].lower(), "other")}
+    # the card's weights list gives each tag's licence
+    return {"license": "other", "license_name": "several-see-card", "license_link": repo or "README.md"}
+
+
+def _flops_section(family: str, rows: List[Dict[str, Any]]) -> List[str]:
+    sources = sorted({r["paper_gmacs_source"] for r in rows if r.get("paper_gmacs_source")})
+    note = GMACS_NOTES.get(family)
+    if not sources and not note:
+        return []
+    out = ["### FLOPs", ""]
+    if note:
+        out += [note, ""]
+    if sources:
+        out += ["Paper GMACs from: " + "; ".join(sources) + ".", ""]
+    return out
+
+
 def render_card(family: str) -> str:
     info = family_info(family)
     rows = variant_rows(family)
     tasks = sorted({r["task"] for r in rows}) or ["classification"]
-    licences = sorted({t["license"] for r in rows for t in r["tags"] if t["license"]})
     datasets = sorted({t["reported"]["dataset"] for r in rows for t in r["tags"]
                        if t["reported"] and t["reported"].get("dataset")})
-    def hub_licence(text: str) -> str:
-        text = text.lower()  # free-text licence statements are not Hub identifiers
-        return text if re.fullmatch(r"[a-z0-9][a-z0-9.\-]*", text) else "other"
-
     front: Dict[str, Any] = {
         "library_name": "timm",
-        "license": hub_licence(licences[0]) if len(licences) == 1 else (
-            "other" if licences else hub_licence(info.code_license)),
+        **_front_licence([t["licence"] for r in rows for t in r["tags"]], info.code_license, info.official_repo),
         "tags": ["zoo", "timm", family] + [PIPELINE_TAGS[t] for t in tasks],
         "pipeline_tag": PIPELINE_TAGS[tasks[0]],
     }
@@ -169,25 +217,39 @@ def render_card(family: str) -> str:
         "",
         "## Variants",
         "",
-        "Parameters and GMACs (multiply-accumulates, what papers call FLOPs) are measured by the zoo code at "
-        "the default input size; the official parameter count was measured on the official implementation "
-        "(source: `shared/reference/manifests`).",
+        "Parameters and GMACs (multiply-accumulates, what papers call FLOPs) are counted by the zoo code at "
+        "the default input size: *GMACs* is what the architecture defines, *executed GMACs* what zoo's "
+        "implementation runs where that differs, *paper GMACs* the published figure. The official parameter "
+        "count was measured on the official implementation (source: `shared/reference/manifests`).",
         "",
         render_markdown_table(rows, with_family=False),
         "",
+        *_flops_section(family, rows),
         "## Pretrained weights",
         "",
     ]
     any_tags = False
+
+    def _notes(t):
+        notes = t.get("notes") or ()
+        return [n for n in ((notes,) if isinstance(notes, str) else notes) if not n.startswith("licence: ")]
+
+    every = [set(_notes(t)) for r in rows for t in r["tags"]]
+    shared = sorted(set.intersection(*every)) if len(every) > 1 else []
+    if shared:  # said once, not on every line
+        lines += ["All weights: " + "; ".join(shared) + ".", ""]
     for r in rows:
         for t in r["tags"]:
             any_tags = True
             src = (t["reported"] or {}).get("source")
             extra = f" Reported: {_fmt_metric(t['reported'])}" + (f" ({src})." if src else ".") if t["reported"] else ""
-            notes = t.get("notes") or ()
-            note = "".join(f" {n}" for n in ((notes,) if isinstance(notes, str) else notes))
+            if t["reported"] and t["reported"].get("verified") is False:
+                extra += " Unverified: not checked against the paper's tables."
+            own = [n for n in _notes(t) if n not in shared]
+            note = (" " + "; ".join(own).rstrip(".") + ".") if own else ""
             how = " No direct download: fetch it from there and load with `checkpoint_path=`." if t["unlinked"] else ""
-            lines.append(f"- `{r['name']}.{t['tag']}`: {t['location']} (licence: {t['license']}).{extra}{note}{how}")
+            lines.append(f"- `{r['name']}.{t['tag']}`: {t['location']} (licence: {_licence_text(t['licence'])})."
+                         f"{extra}{note}{how}")
     if not any_tags:
         lines.append("No official weights were released for these variants.")
     lines += [
@@ -257,3 +319,107 @@ def check_cards(directory: Optional[os.PathLike] = None) -> List[str]:
             if path.name not in expected:
                 problems.append(f"{path}: no such family")
     return problems
+
+
+def _arxiv_links(paper_ids) -> List[str]:
+    ids = (paper_ids,) if isinstance(paper_ids, str) else tuple(paper_ids or ())
+    return [f"[{p}](https://arxiv.org/abs/{p.split(':', 1)[1]})" if p.lower().startswith("arxiv:") else p for p in ids]
+
+
+def render_hub_card(name: str, pretrained_cfg: Optional[Dict[str, Any]] = None, *,
+                    checkpoint: Optional[str] = None, checkpoint_sha256: Optional[str] = None,
+                    model_args: Optional[Dict[str, Any]] = None, repo_id: Optional[str] = None) -> str:
+    """The README.md uploaded with one converted model: Hub front matter (the weights' licence as a Hub
+    identifier, ``other`` + ``license_name``/``license_link`` where none fits; the task's pipeline tag;
+    datasets; the reported metric as ``model-index``), then the paper, the origin of the weights, the
+    preprocessing, the conversion and usage.
+
+    ``name`` is ``arch`` or ``arch.tag``; ``pretrained_cfg`` (default: the tag's registered cfg) describes the
+    weights, e.g. ``model.pretrained_cfg`` of the converted model.
+    """
+    from timm.models import get_pretrained_cfg
+
+    entry = model_entry(name)
+    info = family_info(entry.family)
+    cfg = dict(pretrained_cfg or {})
+    if not cfg:
+        found = get_pretrained_cfg(name)
+        cfg = found.to_dict() if found is not None else {}
+    tag = cfg.get("tag") or (name.partition(".")[2] or None)
+    full = f"{entry.name}.{tag}" if tag else entry.name
+    lic = licence_of(cfg) if cfg.get("license") else {"license": _CODE_LICENCES.get(info.code_license.split()[0].lower(), "other")}
+    reported = entry.reported.get(tag) if tag else None
+    pipeline = PIPELINE_TAGS[entry.task]
+    front: Dict[str, Any] = {
+        "library_name": "timm",
+        **{k: v for k, v in lic.items() if k != "license_text"},
+        "pipeline_tag": pipeline,
+        "tags": ["zoo", "timm", entry.family, pipeline],
+    }
+    if reported and reported.get("dataset"):
+        front["datasets"] = [reported["dataset"]]
+        front["model-index"] = [{
+            "name": repo_id or full,
+            "results": [{
+                "task": {"type": pipeline},
+                "dataset": {"name": reported["dataset"], "type": reported["dataset"]},
+                "metrics": [{"type": reported["metric"], "value": reported["value"],
+                             "name": f"{reported['metric']} (reported{', unverified' if reported.get('verified') is False else ''})"}],
+                "source": {"name": reported.get("source") or "reported", "url": info.official_repo},
+            }],
+        }]
+    registered = get_pretrained_cfg(full) if tag else None  # where the tag's official file lives
+    origin = _location(registered.to_dict()) if registered is not None else None
+    origin = origin or cfg.get("origin_url") or info.official_repo
+    notes = cfg.get("notes") or ()
+    notes = (notes,) if isinstance(notes, str) else tuple(notes)
+    prep = ", ".join(f"{k} {cfg[k]}" for k in ("input_size", "crop_pct", "interpolation", "mean", "std") if k in cfg)
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).rstrip(),
+        "---",
+        "",
+        f"# {full}",
+        "",
+        f"{info.title} ({entry.family}), {entry.task}: official weights converted to a timm model by zoo.",
+        "",
+        "- Paper: " + ", ".join(_arxiv_links(cfg.get("paper_ids") or info.paper_ids)),
+        f"- Official code: {info.official_repo} (code licence: {info.code_license})",
+        f"- Weights: {origin}",
+        f"- Licence of the weights: {_licence_text(lic)}",
+    ]
+    if reported:
+        src = reported.get("source")
+        lines.append(f"- Reported: {_fmt_metric(reported)}" + (f", {src}" if src else "") + (
+            " (not checked against the paper's tables)" if reported.get("verified") is False else ""))
+    if prep:
+        lines.append(f"- Preprocessing: {prep}")
+    lines += [f"- Note: {n}" for n in notes if not n.startswith("licence: ")]
+    conversion = ["", "## Conversion", ""]
+    if checkpoint:
+        conversion.append(f"Converted from `{os.path.basename(checkpoint)}`"
+                          + (f" (sha256 `{checkpoint_sha256}`)" if checkpoint_sha256 else "")
+                          + f" with `zoo convert {name} --checkpoint {os.path.basename(checkpoint)}"
+                          + (" --model-args '...'" if model_args else "") + "`"
+                          + (f", model arguments {model_args}" if model_args else "") + ".")
+        conversion.append("")
+    conversion += [_conversion_notes(entry.family)]
+    lines += conversion
+    hub_name = f"hf-hub:{repo_id}" if repo_id else "local-dir:<this folder>"
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import timm",
+        "import zoo  # registers the architecture with timm",
+        "",
+        f'model = timm.create_model("{hub_name}", pretrained=True).eval()',
+        "cfg = timm.data.resolve_data_config(model=model)",
+        "transform = timm.data.create_transform(**cfg)",
+        "```",
+        "",
+    ]
+    if info.citation:
+        lines += ["## Citation", "", "```bibtex", info.citation.strip(), "```", ""]
+    return "\n".join(lines)

@@ -384,7 +384,9 @@ def load_checkpoint(path: PathLike, *, unwrap: bool = True) -> Dict[str, Any]:
     path = os.fspath(path)
     _check_file(path)
     with open(path, "rb") as f:
-        head = f.read(16)
+        head = f.read(64)
+    if looks_like_html(head):
+        raise CheckpointError(HTML_MESSAGE.format(what=path))
     lower = path.lower()
     if lower.endswith(".safetensors") or _looks_like_safetensors(head):
         from safetensors.torch import load_file
@@ -404,6 +406,19 @@ def load_checkpoint(path: PathLike, *, unwrap: bool = True) -> Dict[str, Any]:
         raise CheckpointError(f"{path}: {e}") from None
     except RecursionError:
         raise CheckpointError(f"{path}: nested too deeply to be a checkpoint") from None
+
+
+# A share page (Google Drive, OneDrive) saved in place of the weights: Drive answers a large download with an
+# HTML confirmation page, which torch would report as "invalid load key".
+_HTML_PREFIXES = (b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<meta", b"<!--")
+HTML_MESSAGE = ("{what} is an HTML page, not a checkpoint (a share link's confirmation, sign-in or quota page "
+                "saved as the file?); download the weights by hand from the page that lists them and pass the "
+                "file with checkpoint_path=")
+
+
+def looks_like_html(head: bytes) -> bool:
+    """True when the first bytes of a file are a web page rather than a checkpoint."""
+    return head.lstrip().lower().startswith(_HTML_PREFIXES)
 
 
 def _looks_like_safetensors(head: bytes) -> bool:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -272,7 +273,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     import timm
 
     import zoo
-    from .cards import render_card
+    from .cards import render_hub_card
+    from .hub import push_to_hub
 
     model_args = _model_args(args.model_args)
     out = Path(args.out)
@@ -287,13 +289,18 @@ def cmd_convert(args: argparse.Namespace) -> int:
             raise
         raise ValueError(f"--model-args {args.model_args!r} does not fit {args.name}: {e}") from None
     timm.models.save_for_hf(model, str(out), safe_serialization=True)
-    family = zoo.registry.model_entry(args.name).family
-    (out / "README.md").write_text(render_card(family))
+    # the card describes these weights: the tag's licence, metric, origin and how they were converted
+    with open(args.checkpoint, "rb") as f:
+        sha256 = hashlib.file_digest(f, "sha256").hexdigest() if hasattr(hashlib, "file_digest") else \
+            hashlib.sha256(f.read()).hexdigest()
+    (out / "README.md").write_text(render_hub_card(
+        args.name, dict(model.pretrained_cfg), checkpoint=args.checkpoint, checkpoint_sha256=sha256,
+        model_args=model_args, repo_id=args.push))
     print(f"wrote {out / 'config.json'}, {out / 'model.safetensors'}, {out / 'README.md'}")
     if args.push:
-        timm.models.push_to_hf_hub(model, args.push, safe_serialization=True,
-                                   model_card=dict(details={"Model Type": zoo.registry.model_entry(args.name).task}))
-        print(f"pushed to https://huggingface.co/{args.push}")
+        # the folder just written goes up as it is (timm's push_to_hf_hub would write its own README)
+        push_to_hub(out, args.push)
+        print(f"pushed {out} to https://huggingface.co/{args.push}")
     return 0
 
 
@@ -359,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-args", metavar="JSON",
                    help="constructor overrides for a non-standard configuration, as a JSON object; "
                         "recorded in config.json so local-dir:/hf-hub: rebuild the same model")
-    s.add_argument("--push", metavar="REPO", help="also push with timm's push_to_hf_hub")
+    s.add_argument("--push", metavar="REPO", help="also upload the folder (weights, config, zoo card) to this Hub repo")
     s.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty --out folder")
     s.set_defaults(func=cmd_convert)
 

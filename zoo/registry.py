@@ -21,6 +21,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import timm
 from timm.models import register_model as _timm_register_model
 
+from .downloads import pretrained_download_guard
+
 __all__ = [
     "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "register_checkpoint_filter",
     "family_filter",
@@ -175,7 +177,15 @@ def register_model(
             test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames,
             dropped_params=dict(dropped_params or {}))
 
-        return _timm_register_model(f)
+        @functools.wraps(f)
+        def entrypoint(*args: Any, **kwargs: Any):
+            entry = _ENTRIES[name]
+            pretrained = bool(args[0] if args else kwargs.get("pretrained"))
+            with pretrained_download_guard(name, pretrained, kwargs, test_model=entry.test_model,
+                                           reported_tags=tuple(entry.reported)):
+                return f(*args, **kwargs)
+
+        return _timm_register_model(entrypoint)
 
     if fn is not None:
         return _register(fn)
@@ -329,7 +339,7 @@ def pretrained_tags(name: str, include_unlinked: bool = False) -> Dict[str, Dict
 def _measure(name: str) -> Dict[str, Any]:
     import torch
 
-    from .flops import count_macs
+    from .flops import count_macs_detail
 
     with torch.device("meta"):
         model = timm.create_model(name)
@@ -338,9 +348,11 @@ def _measure(name: str) -> Dict[str, Any]:
         input_size=input_shape(name),
         num_classes=getattr(model, "num_classes", None),
         feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()),
-        gmacs=None, gmacs_error=None)
+        gmacs=None, gmacs_architectural=None, gmacs_error=None)
     try:
-        out["gmacs"] = count_macs(model, input_size=out["input_size"], device="meta") / 1e9
+        # gmacs: what the implementation executes; gmacs_architectural: what the architecture defines
+        macs = count_macs_detail(model, input_size=out["input_size"], device="meta")
+        out["gmacs"], out["gmacs_architectural"] = macs["executed"] / 1e9, macs["architectural"] / 1e9
     except Exception as e:  # a model that cannot run on meta (data-dependent ops) has no count here
         out["gmacs_error"] = f"{type(e).__name__}: {e}"
     return out

@@ -733,13 +733,13 @@ default_cfgs = generate_default_cfgs({
     "mtunet_synapse.synapse": _cfg(
         num_classes=9,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
-               "1frQAK05UtiAO8rvKG9y5GXABaH70_-Hu (README 2022/01/04 update, Synapse DSC 79.20).",
+               "1frQAK05UtiAO8rvKG9y5GXABaH70_-Hu (README 2022/01/04 update).",
                "Input: one CT slice (B, 1, 224, 224) or repeated (B, 3, 224, 224), preprocessed as in "
                "TransUNet's Synapse data.")),
     "mtunet_acdc.acdc": _cfg(
         num_classes=4,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
-               "1eo6d-d_kR0qbHBIHq49TQ1CFpPLypJUT (README 2022/01/05 update, ACDC DSC 91.61).",
+               "1eo6d-d_kR0qbHBIHq49TQ1CFpPLypJUT (README 2022/01/05 update).",
                "Input: one MR slice (B, 1, 224, 224) or repeated to 3 channels; the authors' own ACDC split.")),
     "mtunet_test": _cfg(num_classes=4, input_size=(3, 64, 64), fixed_input_size=False, mean=(0.5, 0.5, 0.5),
                         std=(0.5, 0.5, 0.5)),

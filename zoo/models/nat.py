@@ -603,28 +603,27 @@ def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     }
 
 
-def _nat_cfg(size: str, top1: float) -> Dict[str, Any]:
+def _nat_cfg(size: str) -> Dict[str, Any]:
     return _cfg(
         url=f"https://shi-labs.com/projects/nat/checkpoints/CLS/nat_{size}.pth",
         hf_hub_id=f"shi-labs/nat-{size}-in1k-224", hf_hub_filename="pytorch_model.bin",
-        paper_name="Neighborhood Attention Transformer", notes=(f"official top-1 {top1} (ImageNet-1k, 224)",))
+        paper_name="Neighborhood Attention Transformer")
 
 
-def _iso_cfg(size: str, top1: float) -> Dict[str, Any]:
+def _iso_cfg(size: str) -> Dict[str, Any]:
     return _cfg(
         url=f"https://shi-labs.com/projects/dinat/checkpoints/isotropic/nat_isotropic_{size}_in1k_224.pth",
         first_conv="patch_embed.proj", pool_size=(14, 14), paper_ids="arXiv:2209.15001",
-        paper_name="Dilated Neighborhood Attention Transformer",
-        notes=(f"official top-1 {top1} (ImageNet-1k, 224)",))
+        paper_name="Dilated Neighborhood Attention Transformer")
 
 
 default_cfgs = generate_default_cfgs({
-    "nat_mini.in1k": _nat_cfg("mini", 81.8),
-    "nat_tiny.in1k": _nat_cfg("tiny", 83.2),
-    "nat_small.in1k": _nat_cfg("small", 83.7),
-    "nat_base.in1k": _nat_cfg("base", 84.3),
-    "nat_isotropic_small.in1k": _iso_cfg("small", 80.0),
-    "nat_isotropic_base.in1k": _iso_cfg("base", 81.6),
+    "nat_mini.in1k": _nat_cfg("mini"),
+    "nat_tiny.in1k": _nat_cfg("tiny"),
+    "nat_small.in1k": _nat_cfg("small"),
+    "nat_base.in1k": _nat_cfg("base"),
+    "nat_isotropic_small.in1k": _iso_cfg("small"),
+    "nat_isotropic_base.in1k": _iso_cfg("base"),
     "nat_test": _cfg(input_size=(3, 80, 80), pool_size=(3, 3)),
     "nat_isotropic_test": _cfg(input_size=(3, 64, 64), pool_size=(4, 4), first_conv="patch_embed.proj"),
 })

@@ -51,7 +51,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
-from zoo.hub import unwrap_state_dict
+from zoo.hub import licence_note, unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
 from zoo.layers.padding import pad_to_multiple
@@ -508,7 +508,7 @@ def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stem.conv.0", "classifier": "head.fc",
-        "license": "unknown", "paper_ids": "arXiv:2111.15193", "origin_url": _REPO,
+        "license": "other", "paper_ids": "arXiv:2111.15193", "origin_url": _REPO,
         **kwargs,
     }
 
@@ -519,11 +519,11 @@ def _official_cfg(size: str, top1: float) -> Dict[str, Any]:
         origin_url=_GDRIVE,
         paper_name="Shunted Self-Attention via Multi-Scale Token Aggregation",
         notes=(
-            f"official top-1 {top1} (ImageNet-1k, 224)",
             f"weights: Shunted-{size} in the Google Drive folder {_GDRIVE} (Baidu Pan mirror {_BAIDU}, code "
-            "hazr); no direct URL, so download by hand and load with "
-            "zoo.models.shunted.load_official_checkpoint (DeiT-style file with an argparse args entry)",
-            "licence: the official repository has no licence file; terms of code and weights are unstated",
+            "hazr); no direct URL, so download by hand and load with zoo.create_model(name, "
+            "checkpoint_path=FILE) (a DeiT-style file with an argparse args entry)",
+            licence_note("unstated", _REPO, "the official repository has no licence file; the terms of code and "
+                                            "weights are unstated"),
         ))
 
 

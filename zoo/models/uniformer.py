@@ -36,6 +36,7 @@ Deviations from the official code, none of which changes an output:
       (``UniFormerLight.forward_features_with_cls`` gives the final class token).
 """
 
+import warnings
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -45,7 +46,7 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import Attention, DropPath, Mlp, trunc_normal_
-from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs
+from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
@@ -64,7 +65,7 @@ register_family(
     title="UniFormer: Unifying Convolution and Self-attention for Visual Recognition",
     paper_ids=("arXiv:2201.09450", "arXiv:2201.04676"),
     official_repo="https://github.com/Sense-X/UniFormer",
-    code_license="Apache-2.0",
+    code_license="Apache-2.0 (the LICENSE file; the README and the Hub repos say MIT)",
     description="Local (depthwise-conv) relation aggregators in the shallow stages, global self-attention in "
                 "the deep ones, a depthwise-conv dynamic position embedding before every block; image "
                 "(2-D) and video (3-D) networks.",
@@ -841,7 +842,7 @@ VARIANT_HEAD_DIMS: Dict[str, int] = {
     "uniformer_small_tl": 32, "uniformer_small_dim64_tl": 64, "uniformer_small_plus_tl": 32,
     "uniformer_small_plus_dim64_tl": 64, "uniformer_base_tl": 32, "uniformer_base_dim64_tl": 64,
     "uniformer_large_ls_tl": 64,
-    "uniformer_small_k400": 64, "uniformer_base_k400": 64,
+    "uniformer_small_video": 64, "uniformer_base_video": 64,
     "uniformer_xxs": 28, "uniformer_xs": 32,
 }
 
@@ -850,6 +851,12 @@ VARIANT_HEAD_DIMS: Dict[str, int] = {
 DROPPED_OFFICIAL_KEYS = ("norm_cls.weight", "norm_cls.bias", "head_cls.weight", "head_cls.bias")
 
 _POINTWISE_WEIGHTS = (".conv1.weight", ".conv2.weight", ".mlp.fc1.weight", ".mlp.fc2.weight")
+
+# variants whose checkpoints are interchangeable shape for shape (they differ only in head_dim)
+_HEAD_DIM_TWINS: Dict[str, str] = {}
+for _a, _b in (("uniformer_small_plus", "uniformer_small_plus_dim64"), ("uniformer_small_tl", "uniformer_small_dim64_tl"),
+               ("uniformer_small_plus_tl", "uniformer_small_plus_dim64_tl"), ("uniformer_base_tl", "uniformer_base_dim64_tl")):
+    _HEAD_DIM_TWINS[_a], _HEAD_DIM_TWINS[_b] = _b, _a
 
 _DECLARATION_KEYS = ("head_dim", "variant", "arch", "architecture", "model_name")
 
@@ -982,6 +989,22 @@ def _create_uniformer(variant: str, pretrained: bool = False, model_cls=None, **
         **kwargs)
 
 
+_REPO = "https://github.com/Sense-X/UniFormer"
+# The repository's LICENSE file is Apache-2.0 (copyright 2022 SenseTime X-Lab) while its README says "released
+# under the MIT license" and both Hub repos (Sense-X/uniformer_image, Sense-X/uniformer_video) are tagged MIT.
+# The licence text actually shipped is Apache-2.0; following it also meets MIT's one condition, so that is
+# what zoo records and what a user should assume.
+LICENCE_NOTE = ("licence conflict: LICENSE is Apache-2.0, the README and the Hub repos say MIT; assume Apache-2.0 "
+                "(the licence text shipped with the code; complying with it also satisfies MIT)")
+# Evaluation statistics of the token-labeling code (token_labeling/tlt/models/uniformer.py sets every model's
+# default_cfg to timm 0.4.12's vision_transformer._cfg(): crop_pct 0.9, mean = std = 0.5; its test.sh runs
+# validate.py --no-test-pool, which keeps that crop_pct at 224 and at 384 alike)
+TL_MEAN, TL_STD, TL_CROP_PCT = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.9
+# Video statistics of the official SlowFast config (video_classification/slowfast/config/defaults.py:
+# DATA.MEAN [0.45]*3, DATA.STD [0.225]*3; no exp config overrides them)
+VIDEO_MEAN, VIDEO_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
+
+
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
@@ -989,58 +1012,65 @@ def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stages.0.downsample.proj", "classifier": "head",
         "license": "apache-2.0", "paper_ids": "arXiv:2201.09450",
-        "origin_url": "https://github.com/Sense-X/UniFormer/tree/main/image_classification",
+        "origin_url": f"{_REPO}/tree/main/image_classification",
         **kwargs,
     }
 
 
 def _gdrive(file_id: str) -> str:
-    return f"https://drive.google.com/uc?export=download&id={file_id}"
+    # a share page, not a file: Drive answers large downloads with an HTML confirmation page, so the weights
+    # have no direct download (zoo's rule for every family: no `uc?export=download` URL as a cfg's `url`)
+    return f"https://drive.google.com/file/d/{file_id}/view?usp=sharing"
 
 
-def _pin(head_dim: int) -> Tuple[str, ...]:
-    return (f"head_dim={head_dim} (pinned: it changes no tensor shape)",)
+def _notes(head_dim: int, *extra: str) -> Tuple[str, ...]:
+    return (f"head_dim={head_dim} (pinned: it changes no tensor shape)",) + extra + (LICENCE_NOTE,)
 
 
 _CONV_STEM = dict(first_conv="stages.0.downsample.proj.0")
 
 
 def _hf_image(filename: str, head_dim: int, **kwargs) -> Dict[str, Any]:
-    return _cfg(hf_hub_id="Sense-X/uniformer_image", hf_hub_filename=filename, notes=_pin(head_dim), **kwargs)
+    return _cfg(hf_hub_id="Sense-X/uniformer_image", hf_hub_filename=filename, notes=_notes(head_dim), **kwargs)
+
+
+def _drive_image(file_id: str, head_dim: int, **kwargs) -> Dict[str, Any]:
+    return _cfg(origin_url=_gdrive(file_id), notes=_notes(head_dim), **kwargs)
 
 
 def _tl(file_id: str, head_dim: int, size: int = 224, **kwargs) -> Dict[str, Any]:
-    return _cfg(_gdrive(file_id), notes=_pin(head_dim), classifier=("head", "aux_head"),
+    return _cfg(origin_url=_gdrive(file_id), notes=_notes(head_dim), classifier=("head", "aux_head"),
                 input_size=(3, size, size), pool_size=(size // 32, size // 32),
-                crop_pct=1.0 if size > 224 else 0.875,
-                origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#imagenet-1k-"
-                           "pretrained-with-token-labeling-224x224", **kwargs)
+                crop_pct=TL_CROP_PCT, mean=TL_MEAN, std=TL_STD, **kwargs)
 
 
 def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
-    return _cfg(_gdrive(file_id), notes=_pin(head_dim), input_size=(3, size, size), pool_size=(size // 32,) * 2,
-                **_CONV_STEM,
-                origin_url="https://github.com/Sense-X/UniFormer/tree/main/image_classification#lightweight-"
-                           "models-on-imagenet-1k")
+    return _cfg(origin_url=_gdrive(file_id), notes=_notes(head_dim), input_size=(3, size, size),
+                pool_size=(size // 32,) * 2, **_CONV_STEM)
 
 
-def _video(filename: str, num_classes: int, frames: int, head_dim: int = 64, **kwargs) -> Dict[str, Any]:
-    # timm's input_size is (C, H, W): the clip length goes into the notes
-    return _cfg(hf_hub_id="Sense-X/uniformer_video", hf_hub_filename=filename,
-                notes=_pin(head_dim) + (f"input (B, 3, {frames}, 224, 224): {frames} frames",),
+def _video(num_classes: int, frames: int, hub_file: str = "", drive_id: str = "", head_dim: int = 64) -> Dict[str, Any]:
+    """A video tag. Kinetics (400/600 classes) evaluates one spatial crop of the 256 short side (crop 224/256,
+    slowfast/datasets/kinetics.py with TEST.NUM_SPATIAL_CROPS 1); Something-Something (174 classes) scales the
+    short side to 224 and takes 3 spatial crops (crop 1.0, slowfast/datasets/sth.py). timm's input_size is
+    (C, H, W): the clip length is ``pool_size[0] * 2`` and the notes say it."""
+    if hub_file:  # one of the 8 files Sense-X/uniformer_video holds
+        loc = dict(hf_hub_id="Sense-X/uniformer_video", hf_hub_filename=hub_file,
+                   origin_url=f"{_REPO}/tree/main/video_classification")
+    else:  # a Google Drive file listed in video_classification/README.md
+        loc = dict(origin_url=_gdrive(drive_id))
+    return _cfg(**loc, notes=_notes(head_dim, f"clip: {frames} frames, input (B, 3, {frames}, 224, 224)"),
                 num_classes=num_classes, input_size=(3, 224, 224), pool_size=(frames // 2, 7, 7),
-                crop_pct=224 / 256, interpolation="bilinear",
-                paper_ids="arXiv:2201.04676",
-                origin_url="https://github.com/Sense-X/UniFormer/tree/main/video_classification", **kwargs)
+                crop_pct=1.0 if num_classes == 174 else 224 / 256, interpolation="bilinear",
+                mean=VIDEO_MEAN, std=VIDEO_STD, paper_ids="arXiv:2201.04676")
 
 
 default_cfgs = generate_default_cfgs({
     "uniformer_small.in1k": _hf_image("uniformer_small_in1k.pth", 64),
     "uniformer_small_plus.in1k": _hf_image("uniformer_small_plus_in1k.pth", 32, **_CONV_STEM),
-    "uniformer_small_plus_dim64.in1k": _cfg(_gdrive("178ipRvMBKeAP_Fzy6fEr2HQkIQWdgEY6"), notes=_pin(64),
-                                           **_CONV_STEM),
+    "uniformer_small_plus_dim64.in1k": _drive_image("178ipRvMBKeAP_Fzy6fEr2HQkIQWdgEY6", 64, **_CONV_STEM),
     "uniformer_base.in1k": _hf_image("uniformer_base_in1k.pth", 64),
-    "uniformer_base_ls.in1k": _cfg(_gdrive("10FnwzMVgGL8bPO3EMZ7oG4vDvqnPoBK5"), notes=_pin(64)),
+    "uniformer_base_ls.in1k": _drive_image("10FnwzMVgGL8bPO3EMZ7oG4vDvqnPoBK5", 64),
 
     "uniformer_small_tl.in1k": _tl("16wjfeyqQFZ2x9W91EXf0Py1bfv4Fydfr", 32),
     "uniformer_small_tl.in1k_384": _tl("16p4CXzuXC5J4_SJK67dsvnc8gTKmtKN1", 32, 384),
@@ -1054,35 +1084,36 @@ default_cfgs = generate_default_cfgs({
     "uniformer_large_ls_tl.in1k": _tl("173e2qaJhOwbuC_DbNQSH47Oo_04mSfDj", 64),
     "uniformer_large_ls_tl.in1k_384": _tl("174rcA6rNzYVG9Ya9ik-NwTGoxW1M79ez", 64, 384),
 
-    # video: Kinetics-400/600 (frames x sampling stride), Something-Something V1/V2 (frames, pretraining)
-    "uniformer_small_k400.k400_8x8": _video("uniformer_small_k400_8x8.pth", 400, 8),
-    "uniformer_small_k400.k400_16x4": _video("uniformer_small_k400_16x4.pth", 400, 16),
-    "uniformer_small_k400.k400_16x8": _video("uniformer_small_k400_16x8.pth", 400, 16),
-    "uniformer_small_k400.k600_16x4": _video("uniformer_small_k600_16x4.pth", 600, 16),
-    "uniformer_small_k400.k600_16x8": _video("uniformer_small_k600_16x8.pth", 600, 16),
-    "uniformer_small_k400.sthv1_16_prek400": _video("uniformer_small_sthv1_16_prek400.pth", 174, 16),
-    "uniformer_small_k400.sthv1_16_prek600": _video("uniformer_small_sthv1_16_prek600.pth", 174, 16),
-    "uniformer_small_k400.sthv1_32_prek400": _video("uniformer_small_sthv1_32_prek400.pth", 174, 32),
-    "uniformer_small_k400.sthv1_32_prek600": _video("uniformer_small_sthv1_32_prek600.pth", 174, 32),
-    "uniformer_small_k400.sthv2_16_prek400": _video("uniformer_small_sthv2_16_prek400.pth", 174, 16),
-    "uniformer_small_k400.sthv2_16_prek600": _video("uniformer_small_sthv2_16_prek600.pth", 174, 16),
-    "uniformer_small_k400.sthv2_32_prek400": _video("uniformer_small_sthv2_32_prek400.pth", 174, 32),
-    "uniformer_small_k400.sthv2_32_prek600": _video("uniformer_small_sthv2_32_prek600.pth", 174, 32),
-    "uniformer_base_k400.k400_8x8": _video("uniformer_base_k400_8x8.pth", 400, 8),
-    "uniformer_base_k400.k400_16x4": _video("uniformer_base_k400_16x4.pth", 400, 16),
-    "uniformer_base_k400.k400_16x8": _video("uniformer_base_k400_16x8.pth", 400, 16),
-    "uniformer_base_k400.k400_32x4": _video("uniformer_base_k400_32x4.pth", 400, 32),
-    "uniformer_base_k400.k600_16x4": _video("uniformer_base_k600_16x4.pth", 600, 16),
-    "uniformer_base_k400.k600_16x8": _video("uniformer_base_k600_16x8.pth", 600, 16),
-    "uniformer_base_k400.k600_32x4": _video("uniformer_base_k600_32x4.pth", 600, 32),
-    "uniformer_base_k400.sthv1_16_prek400": _video("uniformer_base_sthv1_16_prek400.pth", 174, 16),
-    "uniformer_base_k400.sthv1_16_prek600": _video("uniformer_base_sthv1_16_prek600.pth", 174, 16),
-    "uniformer_base_k400.sthv1_32_prek400": _video("uniformer_base_sthv1_32_prek400.pth", 174, 32),
-    "uniformer_base_k400.sthv1_32_prek600": _video("uniformer_base_sthv1_32_prek600.pth", 174, 32),
-    "uniformer_base_k400.sthv2_16_prek400": _video("uniformer_base_sthv2_16_prek400.pth", 174, 16),
-    "uniformer_base_k400.sthv2_16_prek600": _video("uniformer_base_sthv2_16_prek600.pth", 174, 16),
-    "uniformer_base_k400.sthv2_32_prek400": _video("uniformer_base_sthv2_32_prek400.pth", 174, 32),
-    "uniformer_base_k400.sthv2_32_prek600": _video("uniformer_base_sthv2_32_prek600.pth", 174, 32),
+    # video: Kinetics-400/600 ({frames}x{sampling stride}), Something-Something V1/V2 ({frames}_pre{pretraining});
+    # the first tag with a direct download is each architecture's default (timm's rule)
+    "uniformer_small_video.k400_8x8": _video(400, 8, drive_id="1-kitVTkWErHXI_x-sLItvK9-sOmb53j6"),
+    "uniformer_small_video.k400_16x4": _video(400, 16, drive_id="1-jGZIIuTM5IYIpqkNTojhGhfMc7Gu9Kt"),
+    "uniformer_small_video.k400_16x8": _video(400, 16, hub_file="uniformer_small_k400_16x8.pth"),
+    "uniformer_small_video.k600_16x4": _video(600, 16, drive_id="1-dqzjm5RZVspWHQLRD4S1vo4_6jyVltb"),
+    "uniformer_small_video.k600_16x8": _video(600, 16, hub_file="uniformer_small_k600_16x8.pth"),
+    "uniformer_small_video.sthv1_16_prek400": _video(174, 16, drive_id="1-bdFsmXt2Ztf43lrVgmqS8_VYJ8tub6J"),
+    "uniformer_small_video.sthv1_16_prek600": _video(174, 16, hub_file="uniformer_small_sthv1_16_prek600.pth"),
+    "uniformer_small_video.sthv1_32_prek400": _video(174, 32, drive_id="1-Y5ADssqM2C8o_1jix48fQM788mVGWQ3"),
+    "uniformer_small_video.sthv1_32_prek600": _video(174, 32, drive_id="1-XEgaGqXGp1EGzFl63ctApnvU54X27WP"),
+    "uniformer_small_video.sthv2_16_prek400": _video(174, 16, drive_id="1-Wq22024HB7tT8kPX6eSMn2GUNMI-_gY"),
+    "uniformer_small_video.sthv2_16_prek600": _video(174, 16, hub_file="uniformer_small_sthv2_16_prek600.pth"),
+    "uniformer_small_video.sthv2_32_prek400": _video(174, 32, drive_id="1-5Q5S-NRmHFkIBygaRYpJLT7aI9cpmky"),
+    "uniformer_small_video.sthv2_32_prek600": _video(174, 32, drive_id="1-1K5R3Ed4t8d_DZnJ62xysIt1dBNmx96"),
+    "uniformer_base_video.k400_8x8": _video(400, 8, drive_id="1hBxGU-QE8hGRBjSNCymJ7Au06LhluvTv"),
+    "uniformer_base_video.k400_16x4": _video(400, 16, drive_id="15ipzFaZdTt-aHv7jcr_h_vgYD2X7D6AD"),
+    "uniformer_base_video.k400_16x8": _video(400, 16, drive_id="1VoZcpFZbk9lEyRQ7gqRgT4CsnVt9g7uk"),
+    "uniformer_base_video.k400_32x4": _video(400, 32, hub_file="uniformer_base_k400_32x4.pth"),
+    "uniformer_base_video.k600_16x4": _video(600, 16, drive_id="1nBQCBCsCflhZ4OGUoGB3pAkc_GDau7vd"),
+    "uniformer_base_video.k600_16x8": _video(600, 16, drive_id="1aidHdSd-h65-_EUkfNOdMMw0ZB8G5maY"),
+    "uniformer_base_video.k600_32x4": _video(600, 32, hub_file="uniformer_base_k600_32x4.pth"),
+    "uniformer_base_video.sthv1_16_prek400": _video(174, 16, drive_id="1uMq4W5lf17vOHUmccNjYLeTMqaWHSh6v"),
+    "uniformer_base_video.sthv1_16_prek600": _video(174, 16, drive_id="1xpiL8zEDWYHFR55gOsbQiI41YEjTD89J"),
+    "uniformer_base_video.sthv1_32_prek400": _video(174, 32, drive_id="18A3FuUUbdQ8ehMQ0D78qTTtm6YmIVWaO"),
+    "uniformer_base_video.sthv1_32_prek600": _video(174, 32, hub_file="uniformer_base_sthv1_32_prek600.pth"),
+    "uniformer_base_video.sthv2_16_prek400": _video(174, 16, drive_id="1s78JBpnykyJ7pYEGRDK8BZL9seIRIUlC"),
+    "uniformer_base_video.sthv2_16_prek600": _video(174, 16, drive_id="16nCBGWzMM8n8Vr_EY0UmvgzLG0S_QYef"),
+    "uniformer_base_video.sthv2_32_prek400": _video(174, 32, drive_id="1-rpMARXnyvyj6YUJkIvVqtna86egpjoS"),
+    "uniformer_base_video.sthv2_32_prek600": _video(174, 32, hub_file="uniformer_base_sthv2_32_prek600.pth"),
 
     "uniformer_xxs.in1k": _light("1Cw9r_3c30N-esFI8RFYa6rQXJrr1rAHY", 28, 224),
     "uniformer_xxs.in1k_192": _light("1CjrCEnZCk2aLrN7nVG8vFvu3FAUL4_Y_", 28, 192),
@@ -1121,6 +1152,16 @@ _L = dict(depths=(5, 10, 24, 7), embed_dims=(128, 192, 448, 640))
 
 
 def _build(variant: str, pretrained: bool, arch: Dict[str, Any], kwargs: Dict[str, Any]) -> UniFormer:
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    user_file = overlay.get("file") is not None or overlay.get("state_dict") is not None
+    twin = _HEAD_DIM_TWINS.get(variant)
+    if pretrained and user_file and twin and "head_dim" not in kwargs:
+        # the file's shapes fit both variants; only its author knows which head_dim it was trained with
+        warnings.warn(
+            f"{variant}: a {twin} checkpoint (head_dim {VARIANT_HEAD_DIMS[twin]}) has the same tensor shapes and "
+            f"would load here silently with wrong outputs; pass head_dim={arch['head_dim']} to confirm the file "
+            f"is a {variant} checkpoint (or build {twin} for a head_dim {VARIANT_HEAD_DIMS[twin]} one)",
+            UserWarning, stacklevel=4)
     return _create_uniformer(variant, pretrained=pretrained, **dict(arch, **kwargs))
 
 
@@ -1231,9 +1272,9 @@ _K = "kinetics-400"
                     "sthv2_32_prek400": _top1(69.0, _VID, "something-something-v2"),
                     "sthv2_32_prek600": _top1(70.4, _VID, "something-something-v2"),
                 })
-def uniformer_small_k400(pretrained: bool = False, **kwargs) -> UniFormer:
-    """Video UniFormer-S (3-D); input (B, 3, T, H, W). Other datasets' heads are pretrained tags."""
-    return _build("uniformer_small_k400", pretrained, dict(_S, head_dim=64, spatial_dims=3), kwargs)
+def uniformer_small_video(pretrained: bool = False, **kwargs) -> UniFormer:
+    """Video UniFormer-S (3-D); input (B, 3, T, H, W). Datasets and clip lengths are pretrained tags."""
+    return _build("uniformer_small_video", pretrained, dict(_S, head_dim=64, spatial_dims=3), kwargs)
 
 
 @register_model(family="uniformer", task="video", official_params=49_813_200, num_frames=8,
@@ -1252,9 +1293,9 @@ def uniformer_small_k400(pretrained: bool = False, **kwargs) -> UniFormer:
                     "sthv2_32_prek400": _top1(71.1, _VID, "something-something-v2"),
                     "sthv2_32_prek600": _top1(71.2, _VID, "something-something-v2"),
                 })
-def uniformer_base_k400(pretrained: bool = False, **kwargs) -> UniFormer:
-    """Video UniFormer-B (3-D); input (B, 3, T, H, W). Other datasets' heads are pretrained tags."""
-    return _build("uniformer_base_k400", pretrained, dict(_B, head_dim=64, spatial_dims=3), kwargs)
+def uniformer_base_video(pretrained: bool = False, **kwargs) -> UniFormer:
+    """Video UniFormer-B (3-D); input (B, 3, T, H, W). Datasets and clip lengths are pretrained tags."""
+    return _build("uniformer_base_video", pretrained, dict(_B, head_dim=64, spatial_dims=3), kwargs)
 
 
 @register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
@@ -1302,3 +1343,10 @@ def uniformer_light_test(pretrained: bool = False, **kwargs) -> UniFormerLight:
                 prune_ratios=((), (), (1, 0.5, 0.5), (0.5, 0.5)), trade_offs=((), (), (1, 0.5, 0.5), (0.5, 0.5)),
                 ls_init_value=1e-6)
     return _create_uniformer("uniformer_light_test", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+
+
+# the video architectures were first registered under their Kinetics-400 names
+register_model_deprecations(__name__, {
+    "uniformer_small_k400": "uniformer_small_video",
+    "uniformer_base_k400": "uniformer_base_video",
+})

@@ -488,13 +488,15 @@ default_cfgs = generate_default_cfgs({
     "vitdet_huge_patch16.mae_in1k_d2": _cfg(
         url="https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MAE/mae_pretrain_vit_huge_p14to16.pth",
         **_MAE),
-    # iBOT ImageNet-1k self-supervised teacher
+    # iBOT ImageNet-1k self-supervised teacher. Both files are named checkpoint_teacher.pth: (url, file name)
+    # gives each its own cache file (timm caches a URL under its basename), which timm's download path honours
+    # only with custom_load (the model's load_pretrained reads it with zoo's safe loader)
     "vitdet_base_patch16.ibot_in1k": _cfg(
-        url="https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot/vitb_16/checkpoint_teacher.pth",
-        **_IBOT),
+        url=("https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot/vitb_16/checkpoint_teacher.pth",
+             "ibot_vitb16_checkpoint_teacher.pth"), custom_load=True, **_IBOT),
     "vitdet_large_patch16.ibot_in1k": _cfg(
-        url="https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot/vitl_16/checkpoint_teacher.pth",
-        **_IBOT),
+        url=("https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot/vitl_16/checkpoint_teacher.pth",
+             "ibot_vitl16_checkpoint_teacher.pth"), custom_load=True, **_IBOT),
     "vitdet_test": _cfg(input_size=(3, 64, 64)),
 })
 

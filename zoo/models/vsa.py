@@ -36,7 +36,7 @@ from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models.swin_transformer import PatchMerging
 
-from zoo.hub import unwrap_state_dict
+from zoo.hub import licence_note, unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.padding import nchw_to_nhwc as _nhwc, nhwc_to_nchw as _nchw, pad_amount, pad_to_multiple
 from zoo.layers.rel_pos import RelPosBias, resize_rel_pos_bias_table
@@ -713,7 +713,10 @@ def _create(cls: type, variant: str, pretrained: bool = False, **kwargs) -> nn.M
         **kwargs)
 
 
-_RESEARCH_ONLY = "research-only (README: 'This project is for research purpose only'; no licence file)"
+# no Hub identifier fits: "other", with the README's words in every cfg's notes (see _cfg)
+_RESEARCH_ONLY = "other"
+_LICENCE = licence_note("research only", "https://github.com/ViTAE-Transformer/ViTAE-VSA#readme",
+                        "no licence file; the README says 'This project is for research purpose only'")
 
 
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
@@ -725,6 +728,7 @@ def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
         "first_conv": "stages.0.downsample.prm.convs.0", "classifier": "head.fc",
         "paper_ids": "arXiv:2204.08446", "paper_name": "VSA: Learning Varied-Size Window Attention in Vision Transformers",
         **kwargs,
+        "notes": tuple(kwargs.get("notes") or ()) + (_LICENCE,),
     }
 
 
