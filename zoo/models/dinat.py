@@ -401,4 +401,4 @@ def test_dinat_isotropic(pretrained: bool = False, **kwargs) -> NATIsotropic:
 def test_dinat_vitrpb(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """Tiny ViT-rpb (global attention with relative bias) for the general tests."""
     return _isotropic("test_dinat_vitrpb", pretrained, None, **dict(
-        dict(embed_dim=16, num_heads=2, depth=2, mlp_ratio=2.0, patch_size=8), **kwargs))
+        dict(embed_dim=16, num_heads=2, depth=3, mlp_ratio=2.0, patch_size=8), **kwargs))
