@@ -264,3 +264,17 @@ def test_any_input_size_runs_and_bad_input_names_the_model(name):
         m(torch.randn(3, 32, 32))
     with pytest.raises(TypeError, match=name):
         m(torch.zeros(1, 3, 32, 32, dtype=torch.long))
+
+
+@pytest.mark.parametrize("name", ["test_dinat", "test_dinat_s"])
+def test_feature_pyramid_for_detection(name):
+    """zoo.adapters.create_pyramid turns DiNAT / DiNAT_s into an FPN, as for NAT (odd, non-square input)."""
+    from zoo.adapters import create_pyramid
+
+    fpn = create_pyramid(name, out_channels=16)
+    out = fpn(torch.randn(1, 3, 70, 95))
+    assert list(out) == ["0", "1", "2", "3", "pool"]
+    assert [tuple(v.shape[-2:]) for v in out.values()][:4] == [(18, 24), (9, 12), (5, 6), (3, 3)]
+    assert all(v.shape[1] == 16 for v in out.values())
+    sum(v.sum() for v in out.values()).backward()
+    assert all(p.grad is not None for p in fpn.parameters() if p.requires_grad)
