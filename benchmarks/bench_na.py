@@ -12,7 +12,8 @@ Sections:
          2 heads), stage 2 (28x28, d=4, 4 heads) and stage 3 (14x14, d=2, 8 heads), hd 32, k=7, rpb.
   natten zoo na2d vs NATTEN's na2d on the same op without bias, if ``natten`` imports (0.21.x; on CPU
          only its flex backend runs, eagerly). Not a zoo dependency: install it separately.
-  model  zoo nat_tiny vs timm swin_tiny_patch4_window7_224, batch 8, 224x224, float32, forward.
+  model  zoo nat_tiny vs timm swin_tiny_patch4_window7_224, batch 8, 224x224, float32, forward; and
+         zoo dinat_tiny vs nat_tiny, per image and per GMAC (zoo.flops counts), interleaved in one process.
 
 Every row prints the median time of each contender and the median over repeats of the per-repeat
 ratio (reference time / zoo time: > 1 means zoo is faster). Timings on a shared machine are noisy;
@@ -181,6 +182,16 @@ def bench_model(args, clock):
 
     times = interleaved([fwd(nat), fwd(swin)], args.repeats, clock)
     report("nat_tiny vs swin_tiny B=8 forward", ["zoo", "swin"], times)
+
+    from zoo.flops import count_macs
+
+    dinat = zoo.create_model("dinat_tiny").eval()
+    macs = {n: count_macs(m, x[:1]) / 1e9 for n, m in (("dinat", dinat), ("nat", nat))}
+    times = interleaved([fwd(dinat), fwd(nat)], args.repeats, clock)
+    report("dinat_tiny vs nat_tiny B=8 forward", ["dinat", "nat"], times)
+    per_gmac = statistics.median([(n / macs["nat"]) / (d / macs["dinat"]) for d, n in zip(*times)])
+    print(f"  GMACs dinat_tiny {macs['dinat']:.2f}, nat_tiny {macs['nat']:.2f}; "
+          f"time per GMAC nat / dinat = {per_gmac:.2f}x (> 1: dinat faster per GMAC)")
 
 
 def main():

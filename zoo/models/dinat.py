@@ -173,11 +173,9 @@ def _create_dinat_isotropic(variant: str, pretrained: bool = False, **kwargs) ->
 _CKPT = "https://shi-labs.com/projects/dinat/checkpoints/"
 
 
-def _cfg(url: str = "", top1: Optional[float] = None, data: str = "ImageNet-1k", size: int = 224,
-         **kwargs) -> Dict[str, Any]:
+def _cfg(url: str = "", size: int = 224, **kwargs) -> Dict[str, Any]:
+    """timm cfg of one DiNAT checkpoint; top-1 values live in the registry's ``reported`` (one source)."""
     notes = kwargs.pop("notes", ())
-    if top1 is not None:
-        notes = (f"official top-1 {top1} (ImageNet-1k, {size}; {data})",) + tuple(notes)
     cfg = _nat_cfg(url, paper_ids="arXiv:2209.15001", paper_name="Dilated Neighborhood Attention Transformer",
                    min_input_size=(3, 1, 1), **kwargs)
     if size != 224:
@@ -191,7 +189,6 @@ def _hub(name: str) -> Dict[str, Any]:
     return dict(hf_hub_id=f"shi-labs/{name}", hf_hub_filename="pytorch_model.bin")
 
 
-_PAD_NOTE = "maps smaller than kernel x dilation are zero-padded (NATTEN <= 0.15 / transformers rule): any size runs"
 _S_URL_NOTE = ("dinats.py's model_urls name this file dinat_s_*_in1k_*.pth, classification/DiNAT.md links "
                "dinat_s_*_1k_*.pth (used here); neither was downloaded")
 _22K_NOTE = ("ImageNet-22k pre-training checkpoint; the official factory builds a 1000-class head for it "
@@ -199,36 +196,36 @@ _22K_NOTE = ("ImageNet-22k pre-training checkpoint; the official factory builds 
 _ISO = dict(first_conv="patch_embed.proj", pool_size=(14, 14))
 
 default_cfgs = generate_default_cfgs({
-    "dinat_mini.in1k": _cfg(_CKPT + "imagenet1k/dinat_mini_in1k_224.pth", 81.8, **_hub("dinat-mini-in1k-224")),
-    "dinat_tiny.in1k": _cfg(_CKPT + "imagenet1k/dinat_tiny_in1k_224.pth", 82.7, **_hub("dinat-tiny-in1k-224")),
-    "dinat_small.in1k": _cfg(_CKPT + "imagenet1k/dinat_small_in1k_224.pth", 83.8, **_hub("dinat-small-in1k-224")),
-    "dinat_base.in1k": _cfg(_CKPT + "imagenet1k/dinat_base_in1k_224.pth", 84.4, **_hub("dinat-base-in1k-224")),
+    "dinat_mini.in1k": _cfg(_CKPT + "imagenet1k/dinat_mini_in1k_224.pth", **_hub("dinat-mini-in1k-224")),
+    "dinat_tiny.in1k": _cfg(_CKPT + "imagenet1k/dinat_tiny_in1k_224.pth", **_hub("dinat-tiny-in1k-224")),
+    "dinat_small.in1k": _cfg(_CKPT + "imagenet1k/dinat_small_in1k_224.pth", **_hub("dinat-small-in1k-224")),
+    "dinat_base.in1k": _cfg(_CKPT + "imagenet1k/dinat_base_in1k_224.pth", **_hub("dinat-base-in1k-224")),
     "dinat_large.in22k_ft_in1k": _cfg(
-        _CKPT + "imagenet1k/dinat_large_in22k_in1k_224.pth", 86.6, "ImageNet-22k pre-training",
+        _CKPT + "imagenet1k/dinat_large_in22k_in1k_224.pth",
         **_hub("dinat-large-in22k-in1k-224")),
     "dinat_large.in22k": _cfg(_CKPT + "imagenet22k/dinat_large_in22k_224.pth", notes=(_22K_NOTE,)),
     "dinat_large_384.in22k_ft_in1k": _cfg(
-        _CKPT + "imagenet1k/dinat_large_in22k_in1k_384.pth", 87.4, "ImageNet-22k pre-training", size=384,
+        _CKPT + "imagenet1k/dinat_large_in22k_in1k_384.pth", size=384,
         **_hub("dinat-large-in22k-in1k-384")),
     "dinat_large_11x11.in22k_ft_in1k_384": _cfg(
-        _CKPT + "imagenet1k/dinat_large_in22k_in1k_384_11x11.pth", 87.5, "ImageNet-22k pre-training", size=384,
+        _CKPT + "imagenet1k/dinat_large_in22k_in1k_384_11x11.pth", size=384,
         **_hub("dinat-large-11x11-in22k-in1k-384")),
     "dinat_large_11x11.in22k": _cfg(
         _CKPT + "imagenet22k/dinat_large_in22k_224_11x11interp.pth",
         notes=(_22K_NOTE, "the 7x7 rpb of dinat_large.in22k bicubically interpolated to 11x11 by the authors")),
-    "dinat_s_tiny.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_tiny_1k_224.pth", 81.8, notes=(_S_URL_NOTE,)),
-    "dinat_s_small.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_small_1k_224.pth", 83.5, notes=(_S_URL_NOTE,)),
-    "dinat_s_base.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_base_1k_224.pth", 83.8, notes=(_S_URL_NOTE,)),
+    "dinat_s_tiny.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_tiny_1k_224.pth", notes=(_S_URL_NOTE,)),
+    "dinat_s_small.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_small_1k_224.pth", notes=(_S_URL_NOTE,)),
+    "dinat_s_base.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_base_1k_224.pth", notes=(_S_URL_NOTE,)),
     "dinat_s_large.in22k_ft_in1k": _cfg(
-        _CKPT + "imagenet1k/dinat_s_large_1k_224.pth", 86.5, "ImageNet-22k pre-training", notes=(_S_URL_NOTE,)),
+        _CKPT + "imagenet1k/dinat_s_large_1k_224.pth", notes=(_S_URL_NOTE,)),
     "dinat_s_large.in22k": _cfg(_CKPT + "imagenet22k/dinat_s_large_in22k_224.pth", notes=(_22K_NOTE,)),
     "dinat_s_large_384.in22k_ft_in1k": _cfg(
-        _CKPT + "imagenet1k/dinat_s_large_1k_384.pth", 87.4, "ImageNet-22k pre-training", size=384,
+        _CKPT + "imagenet1k/dinat_s_large_1k_384.pth", size=384,
         notes=(_S_URL_NOTE,)),
-    "dinat_isotropic_small.in1k": _cfg(_CKPT + "isotropic/dinat_isotropic_small_in1k_224.pth", 80.8, **_ISO),
-    "dinat_isotropic_base.in1k": _cfg(_CKPT + "isotropic/dinat_isotropic_base_in1k_224.pth", 82.1, **_ISO),
-    "vitrpb_small.in1k": _cfg(_CKPT + "isotropic/vitrpb_small_in1k_224.pth", 81.2, **_ISO),
-    "vitrpb_base.in1k": _cfg(_CKPT + "isotropic/vitrpb_base_in1k_224.pth", 82.5, **_ISO),
+    "dinat_isotropic_small.in1k": _cfg(_CKPT + "isotropic/dinat_isotropic_small_in1k_224.pth", **_ISO),
+    "dinat_isotropic_base.in1k": _cfg(_CKPT + "isotropic/dinat_isotropic_base_in1k_224.pth", **_ISO),
+    "vitrpb_small.in1k": _cfg(_CKPT + "isotropic/vitrpb_small_in1k_224.pth", **_ISO),
+    "vitrpb_base.in1k": _cfg(_CKPT + "isotropic/vitrpb_base_in1k_224.pth", **_ISO),
     "test_dinat": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
     "test_dinat_s": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), first_conv="patch_embed.proj"),
     "test_dinat_isotropic": _cfg(input_size=(3, 64, 64), pool_size=(8, 8), first_conv="patch_embed.proj"),
