@@ -75,7 +75,7 @@ def report(label, names, times):
     zoo_t = times[0]
     cols = "  ".join(f"{n} {statistics.median(t) * 1e3:9.2f} ms" for n, t in zip(names, times))
     ratios = "  ".join(
-        f"{n}/zoo {statistics.median([r / z for r, z in zip(t, zoo_t)]):6.2f}x" for n, t in zip(names[1:], times[1:]))
+        f"{n}/{names[0]} {statistics.median([r / z for r, z in zip(t, zoo_t)]):6.2f}x" for n, t in zip(names[1:], times[1:]))
     print(f"{label:<34} {cols}  | {ratios}", flush=True)
 
 
