@@ -278,3 +278,18 @@ def test_feature_pyramid_for_detection(name):
     assert all(v.shape[1] == 16 for v in out.values())
     sum(v.sum() for v in out.values()).backward()
     assert all(p.grad is not None for p in fpn.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("layout", ["official", "transformers"])
+def test_checkpoint_file_in_either_layout_loads_through_the_filter(tmp_path, layout):
+    model = zoo.create_model("test_dinat")
+    sd = model.state_dict()
+    official = {}
+    for k, v in sd.items():  # zoo -> official keys (the inverse of the filter), values shifted
+        k = re.sub(r"^stages\.(\d+)\.downsample", lambda m: f"levels.{int(m[1]) - 1}.downsample", k)
+        official[k.replace("stages.", "levels.").replace("head.fc.", "head.")] = v + 1
+    path = tmp_path / "ck.pth"
+    torch.save({"model": official} if layout == "official" else _to_hf_layout(official), path)
+    loaded = zoo.create_model("test_dinat", checkpoint_path=str(path))
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, sd[k] + 1), k

@@ -26,6 +26,12 @@ CASES = [
     (46, 23, 5, 2),  # 23-row sub-grids: tiled path with dilation
     (9, 9, 3, 3),
     (22, 25, 3, 3),
+    # DiNAT: large dilations, sides that are not multiples of d (sub-grids of two lengths), and sides
+    # exactly k * d (every query sees its whole sub-grid)
+    (19, 22, 3, 4),
+    (15, 13, 5, 2),
+    (16, 17, 5, 3),
+    (12, 15, 3, 4),
 ]
 
 
