@@ -8,9 +8,12 @@ Sections:
   na     zoo na2d vs exact masked dense attention (SDPA over all H*W keys with a mask that carries the
          bias and -inf outside each clamped window) at NAT-Tiny stage-1 shapes: 56x56, 64 channels,
          2 heads, k=7, rpb; batch 1 and 8; forward (inference) and forward+backward.
+  dilated the same comparison for dilated NA at DiNAT-Tiny's dilated blocks: stage 1 (56x56, d=8,
+         2 heads), stage 2 (28x28, d=4, 4 heads) and stage 3 (14x14, d=2, 8 heads), hd 32, k=7, rpb.
   natten zoo na2d vs NATTEN's na2d on the same op without bias, if ``natten`` imports (0.21.x; on CPU
          only its flex backend runs, eagerly). Not a zoo dependency: install it separately.
-  model  zoo nat_tiny vs timm swin_tiny_patch4_window7_224, batch 8, 224x224, float32, forward.
+  model  zoo nat_tiny vs timm swin_tiny_patch4_window7_224, batch 8, 224x224, float32, forward; and
+         zoo dinat_tiny vs nat_tiny, per image and per GMAC (zoo.flops counts), interleaved in one process.
 
 Every row prints the median time of each contender and the median over repeats of the per-repeat
 ratio (reference time / zoo time: > 1 means zoo is faster). Timings on a shared machine are noisy;
@@ -24,18 +27,21 @@ import torch
 import torch.nn.functional as F
 
 
-def dense_masked_reference(q, k, v, kernel_size, rpb=None):
-    """Exact NA as dense attention: every key, with a (heads, N, N) mask holding the bias inside each
-    query's clamped window and -inf outside. Inputs (B, H, W, heads, hd)."""
+def dense_masked_reference(q, k, v, kernel_size, dilation=1, rpb=None):
+    """Exact (dilated) NA as dense attention: every key, with a (heads, N, N) mask holding the bias inside
+    each query's clamped window and -inf outside. Inputs (B, H, W, heads, hd)."""
     B, H, W, nh, hd = q.shape
-    kk = kernel_size
+    kk, d = kernel_size, dilation
 
     def axis(length):
         i = torch.arange(length)
-        start = (i - kk // 2).clamp(0, length - kk)
+        n_g = (length - 1 - i % d) // d + 1  # length of query i's sub-grid
+        start = (i // d - kk // 2).clamp(min=0)
+        start = torch.minimum(start, n_g - kk)
         j = torch.arange(length)
-        inside = (j[None] >= start[:, None]) & (j[None] < start[:, None] + kk)
-        return inside, j[None] - i[:, None] + kk - 1
+        same = (j[None] % d) == (i[:, None] % d)
+        inside = same & (j[None] // d >= start[:, None]) & (j[None] // d < start[:, None] + kk)
+        return inside, torch.div(j[None] - i[:, None], d, rounding_mode="floor") + kk - 1
 
     in_y, rel_y = axis(H)
     in_x, rel_x = axis(W)
@@ -69,41 +75,52 @@ def report(label, names, times):
     zoo_t = times[0]
     cols = "  ".join(f"{n} {statistics.median(t) * 1e3:9.2f} ms" for n, t in zip(names, times))
     ratios = "  ".join(
-        f"{n}/zoo {statistics.median([r / z for r, z in zip(t, zoo_t)]):6.2f}x" for n, t in zip(names[1:], times[1:]))
+        f"{n}/{names[0]} {statistics.median([r / z for r, z in zip(t, zoo_t)]):6.2f}x" for n, t in zip(names[1:], times[1:]))
     print(f"{label:<34} {cols}  | {ratios}", flush=True)
 
 
 def bench_na(args, clock):
+    for B in (1, 8):
+        _bench_case(args, clock, f"NA stage-1 B={B}", B, 56, 2, 1, args.repeats if B == 1 else max(3, args.repeats // 2))
+
+
+def bench_dilated(args, clock):
+    for H, nh, d in ((56, 2, 8), (28, 4, 4), (14, 8, 2)):
+        for B in (1, 8):
+            reps = args.repeats if B == 1 else max(3, args.repeats // 2)
+            _bench_case(args, clock, f"DiNA {H}x{H} d={d} B={B}", B, H, nh, d, reps)
+
+
+def _bench_case(args, clock, label, B, H, nh, d, reps):
+    """zoo na2d vs dense masked attention on one (B, H, H, nh, 32) case with kernel 7 and dilation d."""
     from zoo.layers.neighborhood_attention import na2d
 
-    H = W = 56
-    nh, hd, kk = 2, 32, 7
-    for B in (1, 8):
-        g = torch.Generator().manual_seed(0)
-        q, k, v = (torch.randn(B, H, W, nh, hd, generator=g) for _ in range(3))
-        rpb = torch.randn(nh, 2 * kk - 1, 2 * kk - 1, generator=g)
-        with torch.no_grad():
-            diff = (na2d(q, k, v, kk, rpb=rpb) - dense_masked_reference(q, k, v, kk, rpb)).abs().max().item()
+    W = H
+    hd, kk = 32, 7
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(B, H, W, nh, hd, generator=g) for _ in range(3))
+    rpb = torch.randn(nh, 2 * kk - 1, 2 * kk - 1, generator=g)
+    with torch.no_grad():
+        diff = (na2d(q, k, v, kk, d, rpb=rpb) - dense_masked_reference(q, k, v, kk, d, rpb)).abs().max().item()
 
-        def fwd(fn):
-            def run():
-                with torch.inference_mode():
-                    fn(q, k, v, kk, rpb=rpb)
-            return run
+    def fwd(fn):
+        def run():
+            with torch.inference_mode():
+                fn(q, k, v, kk, d, rpb=rpb)
+        return run
 
-        qg, kg, vg, rg = (t.clone().requires_grad_() for t in (q, k, v, rpb))
+    qg, kg, vg, rg = (t.clone().requires_grad_() for t in (q, k, v, rpb))
 
-        def fwd_bwd(fn):
-            def run():
-                fn(qg, kg, vg, kk, rpb=rg).sum().backward()
-            return run
+    def fwd_bwd(fn):
+        def run():
+            fn(qg, kg, vg, kk, d, rpb=rg).sum().backward()
+        return run
 
-        reps = args.repeats if B == 1 else max(3, args.repeats // 2)
-        times = interleaved([fwd(na2d), fwd(dense_masked_reference)], reps, clock)
-        report(f"NA stage-1 B={B} forward", ["zoo", "dense"], times)
-        times = interleaved([fwd_bwd(na2d), fwd_bwd(dense_masked_reference)], reps, clock)
-        report(f"NA stage-1 B={B} forward+backward", ["zoo", "dense"], times)
-        print(f"  (max |zoo - dense| = {diff:.2e})")
+    times = interleaved([fwd(na2d), fwd(dense_masked_reference)], reps, clock)
+    report(f"{label} forward", ["zoo", "dense"], times)
+    times = interleaved([fwd_bwd(na2d), fwd_bwd(dense_masked_reference)], reps, clock)
+    report(f"{label} forward+backward", ["zoo", "dense"], times)
+    print(f"  (max |zoo - dense| = {diff:.2e})")
 
 
 def bench_natten(args, clock):
@@ -166,10 +183,20 @@ def bench_model(args, clock):
     times = interleaved([fwd(nat), fwd(swin)], args.repeats, clock)
     report("nat_tiny vs swin_tiny B=8 forward", ["zoo", "swin"], times)
 
+    from zoo.flops import count_macs
+
+    dinat = zoo.create_model("dinat_tiny").eval()
+    macs = {n: count_macs(m, x[:1]) / 1e9 for n, m in (("dinat", dinat), ("nat", nat))}
+    times = interleaved([fwd(dinat), fwd(nat)], args.repeats, clock)
+    report("dinat_tiny vs nat_tiny B=8 forward", ["dinat", "nat"], times)
+    per_gmac = statistics.median([(n / macs["nat"]) / (d / macs["dinat"]) for d, n in zip(*times)])
+    print(f"  GMACs dinat_tiny {macs['dinat']:.2f}, nat_tiny {macs['nat']:.2f}; "
+          f"time per GMAC nat / dinat = {per_gmac:.2f}x (> 1: dinat faster per GMAC)")
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="na,natten,model")
+    ap.add_argument("--sections", default="na,dilated,natten,model")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
     ap.add_argument("--clock", choices=("wall", "process"), default="wall",
@@ -182,6 +209,8 @@ def main():
     sections = args.sections.split(",")
     if "na" in sections:
         bench_na(args, clock)
+    if "dilated" in sections:
+        bench_dilated(args, clock)
     if "natten" in sections:
         bench_natten(args, clock)
     if "model" in sections:

@@ -26,6 +26,12 @@ CASES = [
     (46, 23, 5, 2),  # 23-row sub-grids: tiled path with dilation
     (9, 9, 3, 3),
     (22, 25, 3, 3),
+    # DiNAT: large dilations, sides that are not multiples of d (sub-grids of two lengths), and sides
+    # exactly k * d (every query sees its whole sub-grid)
+    (19, 22, 3, 4),
+    (15, 13, 5, 2),
+    (16, 17, 5, 3),
+    (12, 15, 3, 4),
 ]
 
 
@@ -159,3 +165,65 @@ def test_index_cache_built_in_inference_mode_serves_autograd_later():
     m(x).sum().backward()
     assert m.rpb.grad is not None
     torch.testing.assert_close(a, b)
+
+
+def test_one_module_serves_concurrent_forwards_at_several_sizes():
+    """Regression (issue 22.1): the per-size mask cache was check-then-assign-then-read on the module, so
+    8 threads sharing one model at 4 input sizes got each other's masks (82 of 1,200 forwards crashed)."""
+    import sys
+    import threading
+
+    from zoo.models.nat import NAT
+
+    torch.manual_seed(0)
+    model = NAT(depths=(1, 2, 1, 1), embed_dim=8, num_heads=(1, 2, 2, 2), mlp_ratio=1.0, kernel_size=3,
+                dilations=((1,), (1, 2), (1,), (1,)), pad_small=True, num_classes=5).eval()
+    sizes = [(40, 40), (36, 52), (48, 32), (56, 44)]
+    inputs = [torch.randn(1, 3, h, w) for h, w in sizes]
+    with torch.no_grad():
+        expected = [model(x) for x in inputs]
+    errors, wrong = [], []
+
+    def worker(tid: int) -> None:
+        try:
+            with torch.no_grad():
+                for i in range(40):
+                    j = (tid + i) % len(sizes)
+                    if not torch.allclose(model(inputs[j]), expected[j], rtol=0, atol=1e-5):
+                        wrong.append((tid, i))
+        except Exception as e:  # noqa: BLE001 - any failure in a thread is the defect under test
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so that an unsafe cache is caught every run
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == [] and wrong == [], (errors[:3], wrong[:3])
+
+
+class _InterleavingNA(NeighborhoodAttention2d):
+    """Runs another size's mask lookup right after each cache write: the interleaving a second thread
+    produces when it is scheduled between this forward's write and its read of the cache."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name == "_mask_cache" and self.__dict__.get("other_size"):
+            h, w = self.__dict__.pop("other_size")
+            self._cached_mask(h, w, torch.float32, torch.device("cpu"))
+
+
+def test_mask_cache_survives_a_write_between_lookup_and_use():
+    torch.manual_seed(0)
+    m = _InterleavingNA(8, 2, kernel_size=3).eval()
+    x = torch.randn(1, 9, 13, 8)
+    with torch.no_grad():
+        expected = _module_reference(m, x)
+        m.__dict__["other_size"] = (12, 8)
+        out = m(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)

@@ -43,6 +43,8 @@ __all__ = ["na2d", "NeighborhoodAttention2d", "na2d_reference", "na_min_size"]
 # query tile side; an axis of at most _DENSE_MAX positions is attended densely (one tile)
 _TILE = 8
 _DENSE_MAX = 20
+# map sizes whose additive mask one NeighborhoodAttention2d keeps
+_MASK_CACHE_SIZE = 4
 
 
 def na_min_size(kernel_size: int, dilation: int = 1) -> int:
@@ -342,7 +344,9 @@ class NeighborhoodAttention2d(nn.Module):
         self.attn_drop = float(attn_drop)  # dropout on the attention weights, in training only
         self.proj = nn.Linear(dim, dim, **dd)
         self.proj_drop = nn.Dropout(proj_drop)
-        self._mask_cache: Optional[Tuple[tuple, torch.Tensor]] = None
+        # immutable ((key, mask), ...) snapshot, replaced (never mutated) on a miss: one module may serve
+        # several threads at several input sizes at once, and each forward reads one consistent snapshot
+        self._mask_cache: Tuple[Tuple[tuple, torch.Tensor], ...] = ()
 
     @property
     def min_size(self) -> int:
@@ -356,13 +360,19 @@ class NeighborhoodAttention2d(nn.Module):
         rpb = self.rpb
         if rpb is not None and rpb.requires_grad and torch.is_grad_enabled():
             return None  # built inside the autograd graph, so the bias gets its gradient
-        key = (height // d, width // d, dtype, device, torch.is_inference_mode_enabled(),
-               None if rpb is None else (rpb.data_ptr(), rpb._version))
-        if self._mask_cache is None or self._mask_cache[0] != key:
-            with torch.no_grad():
-                mask = _na_mask(rpb, height // d, width // d, self.kernel_size, self.num_heads, dtype, device)
-            self._mask_cache = (key, mask)
-        return self._mask_cache[1]
+        bias_key = None if rpb is None else (rpb.data_ptr(), rpb._version)
+        key = (height // d, width // d, dtype, device, torch.is_inference_mode_enabled(), bias_key)
+        cache = self._mask_cache  # read the attribute once: another thread may replace it meanwhile
+        for k, mask in cache:
+            if k == key:
+                return mask
+        with torch.no_grad():
+            mask = _na_mask(rpb, height // d, width // d, self.kernel_size, self.num_heads, dtype, device)
+        # keep the entries of the current bias only (a training step makes the old ones stale), at most
+        # _MASK_CACHE_SIZE map sizes
+        kept = tuple(e for e in cache if e[0][-1] == bias_key)[-(_MASK_CACHE_SIZE - 1):]
+        self._mask_cache = kept + ((key, mask),)
+        return mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape

@@ -1,4 +1,5 @@
 """One module per family; importing this package registers every zoo model with timm."""
+from . import dinat  # noqa: F401
 from . import mixformer  # noqa: F401
 from . import mtunet  # noqa: F401
 from . import nat  # noqa: F401

@@ -34,6 +34,7 @@ from timm.layers import ClassifierHead, DropPath, Mlp, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
+from timm.models.swin_transformer import PatchMerging
 
 from zoo.hub import unwrap_state_dict
 from zoo.layers.neighborhood_attention import NeighborhoodAttention2d, na_min_size
@@ -92,7 +93,8 @@ class ConvDownsampler(nn.Module):
 
 
 class PatchEmbed16(nn.Module):
-    """Isotropic stem: zero-pad right / bottom to the patch size, patch conv, LayerNorm; NCHW in, NHWC out."""
+    """Patch stem (isotropic models: 16; DiNAT_s: 4): zero-pad right / bottom to the patch size, patch conv,
+    LayerNorm; NCHW in, NHWC out."""
 
     def __init__(self, in_chans: int = 3, embed_dim: int = 384, patch_size: int = 16,
                  norm_layer: Callable = _LayerNorm):
@@ -125,14 +127,20 @@ class NATLayer(nn.Module):
             drop_path: float = 0.0,
             layer_scale: Optional[float] = None,
             pad_small: bool = False,
+            attn_layer: Optional[Callable] = None,
             act_layer: Callable = nn.GELU,
             norm_layer: Callable = _LayerNorm,
     ):
+        """``attn_layer``: a token mixer other than NA, built as ``attn_layer(dim, num_heads, qkv_bias=,
+        attn_drop=, proj_drop=)`` (the global attention of DiNAT's isotropic ViT-rpb baseline)."""
         super().__init__()
         self.norm1 = norm_layer(dim)
-        self.attn = NeighborhoodAttention2d(
-            dim, num_heads, kernel_size=kernel_size, dilation=dilation, qkv_bias=qkv_bias,
-            rel_pos_bias=True, attn_drop=attn_drop, proj_drop=proj_drop, pad_small=pad_small)
+        if attn_layer is None:
+            self.attn = NeighborhoodAttention2d(
+                dim, num_heads, kernel_size=kernel_size, dilation=dilation, qkv_bias=qkv_bias,
+                rel_pos_bias=True, attn_drop=attn_drop, proj_drop=proj_drop, pad_small=pad_small)
+        else:
+            self.attn = attn_layer(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
@@ -171,11 +179,12 @@ class NATStage(nn.Module):
             drop_path: Sequence[float] = (),
             layer_scale: Optional[float] = None,
             pad_small: bool = False,
+            downsample_layer: Callable = ConvDownsampler,
             norm_layer: Callable = _LayerNorm,
     ):
         super().__init__()
         self.grad_checkpointing = False
-        self.downsample = ConvDownsampler(dim, out_dim, norm_layer) if downsample else nn.Identity()
+        self.downsample = downsample_layer(dim, out_dim, norm_layer=norm_layer) if downsample else nn.Identity()
         drop_path = list(drop_path) or [0.0] * depth
         self.blocks = nn.Sequential(*[
             NATLayer(
@@ -232,6 +241,8 @@ class NAT(nn.Module):
             attn_drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
             pad_small: bool = False,
+            stem_type: str = "conv",
+            downsample_type: str = "conv",
             norm_layer: Callable = _LayerNorm,
     ):
         """
@@ -245,8 +256,15 @@ class NAT(nn.Module):
             layer_scale: initial value of the gamma1 / gamma2 layer scales; None for no layer scale.
             pad_small: zero-pad maps smaller than ``kernel_size * dilation`` (NATTEN <= 0.14) instead of
                 refusing them (NATTEN 0.17, the default).
+            stem_type: 'conv' (two overlapping conv3x3 s2 + LN: NAT, DiNAT) or 'patch' (4x4 patch conv + LN,
+                input zero-padded to a multiple of 4: DiNAT_s).
+            downsample_type: 'conv' (conv3x3 s2 + LN: NAT, DiNAT) or 'merge' (Swin's 2x2 patch merging,
+                LN(4C) + Linear(4C -> 2C), odd sides zero-padded: DiNAT_s).
         """
         super().__init__()
+        if stem_type not in ("conv", "patch") or downsample_type not in ("conv", "merge"):
+            raise ValueError(f"NAT: stem_type must be 'conv' or 'patch' and downsample_type 'conv' or 'merge', "
+                             f"got {stem_type!r}, {downsample_type!r}")
         num_stages = len(depths)
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -258,7 +276,11 @@ class NAT(nn.Module):
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
 
-        self.patch_embed = ConvTokenizer(in_chans, embed_dim, norm_layer)
+        if stem_type == "conv":
+            self.patch_embed = ConvTokenizer(in_chans, embed_dim, norm_layer)
+        else:
+            self.patch_embed = PatchEmbed16(in_chans, embed_dim, patch_size=4, norm_layer=norm_layer)
+        downsample_layer = ConvDownsampler if downsample_type == "conv" else PatchMerging
         dpr = [x.tolist() for x in torch.linspace(0, drop_path_rate, sum(depths), device="cpu").split(list(depths))]
         self.stages = nn.Sequential()
         self.feature_info = []
@@ -269,7 +291,7 @@ class NAT(nn.Module):
                 dims[max(i - 1, 0)], dims[i], depths[i], num_heads[i], kernel_size, dilations=stage_dil,
                 downsample=i > 0, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, proj_drop=proj_drop_rate,
                 attn_drop=attn_drop_rate, drop_path=dpr[i], layer_scale=layer_scale, pad_small=pad_small,
-                norm_layer=norm_layer))
+                downsample_layer=downsample_layer, norm_layer=norm_layer))
             reduction = 2 ** (i + 2)
             self.feature_info.append(dict(num_chs=dims[i], reduction=reduction, module=f"stages.{i}"))
             if depths[i]:
@@ -400,12 +422,14 @@ class NATIsotropic(nn.Module):
             attn_drop_rate: float = 0.0,
             drop_path_rate: float = 0.0,
             pad_small: bool = False,
+            attn_layer: Optional[Callable] = None,
             norm_layer: Callable = _LayerNorm,
     ):
         """
         Args:
             dilations: optional per-block dilations (DiNAT-iso alternates 1 and 2); all 1 for NAT-iso.
             pad_small: zero-pad token maps smaller than ``kernel_size * dilation`` instead of refusing them.
+            attn_layer: a token mixer replacing NA in every block (see ``NATLayer``; ViT-rpb).
         """
         super().__init__()
         self.num_classes = num_classes
@@ -421,10 +445,10 @@ class NATIsotropic(nn.Module):
         self.blocks = nn.Sequential(*[
             NATLayer(embed_dim, num_heads, kernel_size=kernel_size, dilation=dilations[i], mlp_ratio=mlp_ratio,
                      qkv_bias=qkv_bias, proj_drop=proj_drop_rate, attn_drop=attn_drop_rate, drop_path=dpr[i],
-                     pad_small=pad_small, norm_layer=norm_layer)
+                     pad_small=pad_small, attn_layer=attn_layer, norm_layer=norm_layer)
             for i in range(depth)])
         self.feature_info = [dict(num_chs=embed_dim, reduction=patch_size, module=f"blocks.{i}") for i in range(depth)]
-        self.min_input_size = 1 if pad_small or depth == 0 else _min_input(
+        self.min_input_size = 1 if pad_small or depth == 0 or attn_layer is not None else _min_input(
             [(patch_size, na_min_size(kernel_size, max(dilations)))])
         self.norm = norm_layer(embed_dim)
         self.head = ClassifierHead(embed_dim, num_classes, pool_type=global_pool, drop_rate=drop_rate,
@@ -512,31 +536,35 @@ _HF_BLOCK = {
 }
 
 
-def _convert_hf(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """transformers' ``NatForImageClassification`` layout (the ``shi-labs/nat-*-in1k-224`` Hub copies) -> zoo."""
+def _convert_hf(state_dict: Dict[str, torch.Tensor], prefix: str = "nat.") -> Dict[str, torch.Tensor]:
+    """transformers' ``NatForImageClassification`` layout (the ``shi-labs/nat-*-in1k-224`` Hub copies) -> zoo.
+
+    ``DinatForImageClassification`` (``shi-labs/dinat-*``) is the same layout under ``prefix="dinat."``.
+    """
     out: Dict[str, torch.Tensor] = {}
     qkv: Dict[str, Dict[str, torch.Tensor]] = {}
+    p = re.escape(prefix)
     for k, v in state_dict.items():
-        if k.startswith("nat.embeddings.patch_embeddings.projection."):
-            out["patch_embed.proj." + k[len("nat.embeddings.patch_embeddings.projection."):]] = v
-        elif k.startswith("nat.embeddings.norm."):
-            out["patch_embed.norm." + k[len("nat.embeddings.norm."):]] = v
-        elif k.startswith("nat.layernorm."):
-            out["norm." + k[len("nat.layernorm."):]] = v
+        if k.startswith(prefix + "embeddings.patch_embeddings.projection."):
+            out["patch_embed.proj." + k[len(prefix + "embeddings.patch_embeddings.projection."):]] = v
+        elif k.startswith(prefix + "embeddings.norm."):
+            out["patch_embed.norm." + k[len(prefix + "embeddings.norm."):]] = v
+        elif k.startswith(prefix + "layernorm."):
+            out["norm." + k[len(prefix + "layernorm."):]] = v
         elif k.startswith("classifier."):
             out["head.fc." + k[len("classifier."):]] = v
-        elif (m := re.match(r"nat\.encoder\.levels\.(\d+)\.downsample\.(.+)$", k)) is not None:
+        elif (m := re.match(p + r"encoder\.levels\.(\d+)\.downsample\.(.+)$", k)) is not None:
             out[f"stages.{int(m[1]) + 1}.downsample.{m[2]}"] = v
-        elif (m := re.match(r"nat\.encoder\.levels\.(\d+)\.layers\.(\d+)\.(.+)$", k)) is not None:
-            prefix, rest = f"stages.{m[1]}.blocks.{m[2]}.", m[3]
+        elif (m := re.match(p + r"encoder\.levels\.(\d+)\.layers\.(\d+)\.(.+)$", k)) is not None:
+            blk, rest = f"stages.{m[1]}.blocks.{m[2]}.", m[3]
             if rest == "layer_scale_parameters":
-                out[prefix + "gamma1"], out[prefix + "gamma2"] = v[0], v[1]
+                out[blk + "gamma1"], out[blk + "gamma2"] = v[0], v[1]
             elif (q := re.match(r"attention\.self\.(query|key|value)\.(weight|bias)$", rest)) is not None:
-                qkv.setdefault(prefix + "attn.qkv." + q[2], {})[q[1]] = v
+                qkv.setdefault(blk + "attn.qkv." + q[2], {})[q[1]] = v
             else:
                 for src, dst in _HF_BLOCK.items():
                     if rest.startswith(src + ".") or rest == src:
-                        out[prefix + dst + rest[len(src):]] = v
+                        out[blk + dst + rest[len(src):]] = v
                         break
                 else:
                     out[k] = v  # unknown: left for strict loading to report
