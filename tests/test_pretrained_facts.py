@@ -108,6 +108,30 @@ _NAT = {
     "nat_tiny.in1k": ('hf:shi-labs/nat-tiny-in1k-224/pytorch_model.bin', 224, 0.875, IMNET, 1000, "mit", ('top1', 83.2)),
 }
 
+# --- DiNAT (SHI-Labs/Neighborhood-Attention-Transformer classification/DiNAT.md: checkpoint links and top-1;
+# the Hub copies shi-labs/dinat-*; in22k files have no reported top-1). Rows record the cfgs (issue 23).
+_DINAT = {
+    "dinat_base.in1k": ('hf:shi-labs/dinat-base-in1k-224/pytorch_model.bin', 224, 0.875, IMNET, 1000, "mit", ('top1', 84.4)),
+    "dinat_isotropic_base.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/isotropic/dinat_isotropic_base_in1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 82.1)),
+    "dinat_isotropic_small.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/isotropic/dinat_isotropic_small_in1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 80.8)),
+    "dinat_large.in22k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet22k/dinat_large_in22k_224.pth', 224, 0.875, IMNET, 1000, "mit", None),
+    "dinat_large.in22k_ft_in1k": ('hf:shi-labs/dinat-large-in22k-in1k-224/pytorch_model.bin', 224, 0.875, IMNET, 1000, "mit", ('top1', 86.6)),
+    "dinat_large_11x11.in22k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet22k/dinat_large_in22k_224_11x11interp.pth', 224, 0.875, IMNET, 1000, "mit", None),
+    "dinat_large_11x11.in22k_ft_in1k_384": ('hf:shi-labs/dinat-large-11x11-in22k-in1k-384/pytorch_model.bin', 384, 1.0, IMNET, 1000, "mit", ('top1', 87.5)),
+    "dinat_large_384.in22k_ft_in1k": ('hf:shi-labs/dinat-large-in22k-in1k-384/pytorch_model.bin', 384, 1.0, IMNET, 1000, "mit", ('top1', 87.4)),
+    "dinat_mini.in1k": ('hf:shi-labs/dinat-mini-in1k-224/pytorch_model.bin', 224, 0.875, IMNET, 1000, "mit", ('top1', 81.8)),
+    "dinat_s_base.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet1k/dinat_s_base_1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 83.8)),
+    "dinat_s_large.in22k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet22k/dinat_s_large_in22k_224.pth', 224, 0.875, IMNET, 1000, "mit", None),
+    "dinat_s_large.in22k_ft_in1k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet1k/dinat_s_large_1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 86.5)),
+    "dinat_s_large_384.in22k_ft_in1k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet1k/dinat_s_large_1k_384.pth', 384, 1.0, IMNET, 1000, "mit", ('top1', 87.4)),
+    "dinat_s_small.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet1k/dinat_s_small_1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 83.5)),
+    "dinat_s_tiny.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/imagenet1k/dinat_s_tiny_1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 81.8)),
+    "dinat_small.in1k": ('hf:shi-labs/dinat-small-in1k-224/pytorch_model.bin', 224, 0.875, IMNET, 1000, "mit", ('top1', 83.8)),
+    "dinat_tiny.in1k": ('hf:shi-labs/dinat-tiny-in1k-224/pytorch_model.bin', 224, 0.875, IMNET, 1000, "mit", ('top1', 82.7)),
+    "vitrpb_base.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/isotropic/vitrpb_base_in1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 82.5)),
+    "vitrpb_small.in1k": ('https://shi-labs.com/projects/dinat/checkpoints/isotropic/vitrpb_small_in1k_224.pth', 224, 0.875, IMNET, 1000, "mit", ('top1', 81.2)),
+}
+
 # --- MixFormer (PaddleClas docs/en/models/MixFormer_en.md 'Reference top1'; ppcls/arch/backbone MODEL_URLS) ---
 _PADDLE = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/"
 _MIXFORMER = {
@@ -180,7 +204,7 @@ _VITDET = {
     "vitdet_large_patch16.mae_in1k_d2": (_D2 + 'ImageNetPretrained/MAE/mae_pretrain_vit_large.pth', 1024, 1.0, IMNET, 0, "cc-by-nc-4.0", None),
 }
 
-FACTS = {**UNIFORMER_IMAGE, **UNIFORMER_VIDEO, **_NAT, **_MIXFORMER, **_SHUNTED, **_VSA, **_MTUNET, **_RESTORMER_FACTS,
+FACTS = {**UNIFORMER_IMAGE, **UNIFORMER_VIDEO, **_NAT, **_DINAT, **_MIXFORMER, **_SHUNTED, **_VSA, **_MTUNET, **_RESTORMER_FACTS,
          **_VITDET}
 
 # Hub licence identifiers zoo uses (https://huggingface.co/docs/hub/repositories-licenses)
