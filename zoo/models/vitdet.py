@@ -147,7 +147,9 @@ class RelPosAttention(nn.Module):
                 bias = (rel_h.view(B, self.num_heads, N, H, 1) + rel_w.view(B, self.num_heads, N, 1, W))
                 x = F.scaled_dot_product_attention(
                     q, k, v, attn_mask=bias.reshape(B, self.num_heads, N, N), dropout_p=dropout_p, scale=self.scale)
-        x = x.transpose(1, 2).reshape(B, N, C)
+        # an explicit copy: the exporters' SDPA decomposition returns another layout than the CPU kernel,
+        # and a reshape traced as a view of the kernel's layout fails there (issue 24)
+        x = x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(B, N, C)
         return self.proj_drop(self.proj(x))
 
 
