@@ -1,7 +1,7 @@
 """ONNX export of one full-size model per family: does it match eager, and how fast is onnxruntime on CPU.
 
-    python benchmarks/bench_export.py                       # the default model per family
-    python benchmarks/bench_export.py --models nat_tiny,uniformer_xxs --repeats 10 --threads 2
+    PYTHONPATH=. python benchmarks/bench_export.py          # the default model per family, this checkout's zoo
+    PYTHONPATH=. python benchmarks/bench_export.py --models nat_tiny,uniformer_xxs --repeats 10 --threads 2
 
 For each model: ``torch.export`` -> ``torch.onnx.export(..., dynamo=True)`` -> onnxruntime (CPU execution
 provider, graph optimisations on), batch 1, float32, at the size given below. Prints the largest error
