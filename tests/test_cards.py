@@ -54,9 +54,12 @@ def test_list_models_features_only():
     names = zoo.list_models(features_only=True, include_test=True)
     assert "zoo_toy_net_test" in names
     for n in zoo.list_models(include_test=True):
+        entry = zoo.registry.model_entry(n)
         with torch.device("meta"):
-            has = bool(getattr(timm.create_model(n), "feature_info", None))
-        assert (n in names) == has, n
+            info = getattr(timm.create_model(n), "feature_info", None) or []
+        # listing reads the registered reductions: they must be the model's
+        assert tuple(f["reduction"] for f in info) == entry.feature_reductions, n
+        assert (n in names) == entry.is_encoder, n
 
 
 def _official_checkpoint(tmp_path):

@@ -32,6 +32,16 @@ __all__ = [
 
 TASKS = ("classification", "video", "dense", "segmentation", "restoration")
 
+# the reductions of ``feature_info`` that a model of each task declares unless it registers its own
+# (``register_model(..., feature_reductions=...)``, e.g. isotropic NAT: stride 16 per block)
+TASK_FEATURE_REDUCTIONS: Dict[str, Tuple[int, ...]] = {
+    "classification": (4, 8, 16, 32),
+    "video": (4, 8, 16, 32),  # NCTHW maps
+    "dense": (4, 8, 16, 32, 64),  # ViTDet's simple feature pyramid
+    "segmentation": (1, 2, 4, 8, 16, 32),  # MT-UNet's encoder levels
+    "restoration": (1, 2, 4, 8),  # Restormer's encoder levels
+}
+
 _FAMILIES: Dict[str, "FamilyInfo"] = {}
 _ENTRIES: Dict[str, "ModelEntry"] = {}
 _FILTERS: Dict[str, Callable] = {}  # family -> checkpoint_filter_fn(state_dict, model)
@@ -80,6 +90,7 @@ class ModelEntry:
     # features_only=True builds); the family's checkpoint_filter_fn drops them, so the zoo model has
     # official_params - their sum
     dropped_params: Dict[str, int] = field(default_factory=dict)
+    feature_reductions: Tuple[int, ...] = ()  # reductions of feature_info, as registered (a test measures them)
 
     @property
     def expected_params(self) -> Optional[int]:
@@ -91,11 +102,17 @@ class ModelEntry:
     @property
     def supports_features(self) -> bool:
         """Whether ``create_model(name, features_only=True)`` gives feature maps (the model has feature_info)."""
-        return _has_feature_info(self.name)
+        return bool(self.feature_reductions)
 
-
-def _has_feature_info(name: str) -> bool:
-    return bool(measure(name)["feature_info"])
+    @property
+    def is_encoder(self) -> bool:
+        """Whether a standard 2-D encoder client can use ``features_only=True``: NCHW maps whose strides
+        double up to 32 (4/8/16/32 or 1..32, + 64 for ViTDet), as smp's ``tu-`` encoders, torchvision's
+        FPN and Mask2Former expect. Video (NCTHW), isotropic (stride 16 only) and restoration (1..8)
+        models give features too, but no such client can use them."""
+        r = self.feature_reductions
+        doubling = all(b == 2 * a for a, b in zip(r, r[1:]))
+        return self.task != "video" and doubling and {4, 8, 16, 32} <= set(r)
 
 
 def register_family(
@@ -154,10 +171,13 @@ def register_model(
         test_sizes: Sequence[Sequence[int]] = (),
         num_frames: Optional[int] = None,
         dropped_params: Optional[Dict[str, int]] = None,
+        feature_reductions: Optional[Sequence[int]] = None,
 ):
     """Register a model entrypoint with timm and record its zoo facts.
 
     Used as ``@register_model(family="nat", task="classification", official_params=..., manifest=...)``.
+    ``feature_reductions`` (the reductions of the model's ``feature_info``) defaults to the task's
+    (:data:`TASK_FEATURE_REDUCTIONS`), so listing feature-capable models builds none of them.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
@@ -175,10 +195,13 @@ def register_model(
             name=name, family=family, task=task, official_params=official_params,
             official_source=source, manifest=manifest, reported=dict(reported or {}),
             test_model=test_model, test_sizes=tuple(tuple(s) for s in test_sizes), num_frames=num_frames,
-            dropped_params=dict(dropped_params or {}))
+            dropped_params=dict(dropped_params or {}),
+            feature_reductions=tuple(TASK_FEATURE_REDUCTIONS[task] if feature_reductions is None
+                                     else feature_reductions))
 
         @functools.wraps(f)
         def entrypoint(*args: Any, **kwargs: Any):
+            _check_output_stride(name, kwargs.pop("output_stride", None))
             entry = _ENTRIES[name]
             pretrained = bool(args[0] if args else kwargs.get("pretrained"))
             with pretrained_download_guard(name, pretrained, kwargs, test_model=entry.test_model,
@@ -190,6 +213,20 @@ def register_model(
     if fn is not None:
         return _register(fn)
     return _register
+
+
+def _check_output_stride(name: str, output_stride: Optional[int]) -> None:
+    """timm's ``output_stride`` (asked for by dense clients, e.g. smp's DeepLabV3/DeepLabV3Plus encoders):
+    zoo models have no dilated variant, so only their native final stride is accepted (a no-op)."""
+    if output_stride is None:
+        return
+    allowed = sorted({32, max(_ENTRIES[name].feature_reductions or (32,))})
+    if output_stride not in allowed:
+        raise ValueError(
+            f"{name}: output_stride={output_stride} is not supported; zoo models keep their native strides "
+            f"(feature reductions {list(_ENTRIES[name].feature_reductions)}), so output_stride must be "
+            f"{' or '.join(map(str, allowed))} (a no-op) or left out. Decoders that need a dilated encoder (smp DeepLabV3 / DeepLabV3Plus with "
+            f"encoder_output_stride 8 or 16) cannot use {name}; FPN, Unet, UPerNet, Mask2Former can.")
 
 
 def _split_tag(name: str) -> Tuple[str, str]:
@@ -252,9 +289,10 @@ def list_models(
     """Sorted names of the registered zoo models matching a wildcard pattern (or list of patterns).
 
     ``pretrained=True`` keeps only models with at least one pretrained tag; ``family`` / ``task``
-    filter on the zoo facts; ``features_only=True`` keeps the models that support
-    ``create_model(name, features_only=True)`` (those with ``feature_info``); test configurations
-    are left out unless ``include_test=True``.
+    filter on the zoo facts; ``features_only=True`` keeps the models a standard 2-D encoder client
+    (smp ``tu-`` encoders, FPN, Mask2Former) can use through ``create_model(name, features_only=True)``:
+    NCHW maps at strides doubling up to 32 (:attr:`ModelEntry.is_encoder`; answered from registered
+    facts, no model is built); test configurations are left out unless ``include_test=True``.
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
@@ -270,7 +308,7 @@ def list_models(
             continue
         if task is not None and entry.task != task:
             continue
-        if features_only and not entry.supports_features:
+        if features_only and not entry.is_encoder:
             continue
         if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
             continue

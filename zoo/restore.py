@@ -61,7 +61,11 @@ def restore(
     if image.ndim != 4:
         raise ValueError(f"restore expects an image of shape (B, C, H, W) or (C, H, W), got {tuple(image.shape)}")
     H, W = image.shape[-2:]
-    x = pad_to_multiple(image, pad_multiple, mode="reflect")
+    # the model runs in its own dtype and on its own device (a float64 image through a float32 model, a
+    # CPU image through a GPU model); the result comes back in the image's
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    x = image if weight is None else image.to(device=weight.device, dtype=weight.dtype)
+    x = pad_to_multiple(x, pad_multiple, mode="reflect")
     Hp, Wp = x.shape[-2:]
 
     if tile is None:
@@ -87,5 +91,5 @@ def restore(
 
     if clamp:
         out = out.clamp(0, 1)
-    out = out[..., :H, :W]
+    out = out[..., :H, :W].to(device=image.device, dtype=image.dtype)
     return out[0] if squeeze else out

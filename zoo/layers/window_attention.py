@@ -109,7 +109,9 @@ class WindowAttention(nn.Module):
         bias = self.rel_pos().to(q.dtype) if self.rel_pos is not None else None
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
-        return x.transpose(1, 2).reshape(Bw, N, C)
+        # an explicit copy: the exporters' SDPA decomposition returns another layout than the CPU kernel,
+        # and a reshape traced as a view of the kernel's layout fails there (issue 24)
+        return x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(Bw, N, C)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` -> ``(B, H, W, C)``; with ``partition=False``, ``(..., N, C)`` -> ``(..., N, C)``."""

@@ -692,7 +692,7 @@ def nat_base(pretrained: bool = False, **kwargs) -> NAT:
 
 
 @register_model(family="nat", task="classification", official_params=21_999_736,
-                manifest="nat/nat_isotropic_small",
+                manifest="nat/nat_isotropic_small", feature_reductions=(16,) * 12,
                 reported=_top1(80.0, "DiNAT paper Table 9; classification/DiNAT.md"))
 def nat_isotropic_small(pretrained: bool = False, **kwargs) -> NATIsotropic:
     args = dict(embed_dim=384, depth=12, num_heads=12, mlp_ratio=4.0, kernel_size=7)
@@ -700,7 +700,7 @@ def nat_isotropic_small(pretrained: bool = False, **kwargs) -> NATIsotropic:
 
 
 @register_model(family="nat", task="classification", official_params=86_465_800,
-                manifest="nat/nat_isotropic_base",
+                manifest="nat/nat_isotropic_base", feature_reductions=(16,) * 12,
                 reported=_top1(81.6, "DiNAT paper Table 9; classification/DiNAT.md"))
 def nat_isotropic_base(pretrained: bool = False, **kwargs) -> NATIsotropic:
     args = dict(embed_dim=768, depth=12, num_heads=24, mlp_ratio=4.0, kernel_size=7)
@@ -715,7 +715,8 @@ def nat_test(pretrained: bool = False, **kwargs) -> NAT:
     return _create_nat("nat_test", pretrained, **dict(args, **kwargs))
 
 
-@register_model(family="nat", task="classification", test_model=True, test_sizes=[(64, 64), (50, 75)])
+@register_model(family="nat", task="classification", test_model=True, test_sizes=[(64, 64), (50, 75)],
+                feature_reductions=(16,) * 3)
 def nat_isotropic_test(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """Tiny isotropic NAT (kernel 3) for the general tests; smallest input 33x33."""
     args = dict(embed_dim=16, depth=3, num_heads=2, mlp_ratio=2.0, kernel_size=3)

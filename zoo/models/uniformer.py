@@ -534,6 +534,23 @@ class EvoGlobalMHRA(Attention):
         return out, cls_row.mean(1)[:, 0, 1:]
 
 
+def _order_by_score(score: torch.Tensor) -> torch.Tensor:
+    """Token indices by descending score, equal scores in token order (a stable sort).
+
+    The official ``argsort`` leaves the order of equal scores to the sort kernel, and which of them are
+    kept then differs between PyTorch and an exported graph (ONNX ``TopK`` keeps the lower index first):
+    a model whose class token starts at zero has all-equal scores in its first pruning block. Ranking by
+    pairwise comparison fixes the order everywhere (``sort(stable=True)`` has no ONNX lowering); the
+    (B, N, N) comparison is smaller than the attention matrix the block computes anyway.
+    """
+    N = score.shape[1]
+    idx = torch.arange(N, device=score.device)
+    s_i, s_j = score.unsqueeze(2), score.unsqueeze(1)
+    ahead = (s_j > s_i) | ((s_j == s_i) & (idx.view(1, N) < idx.view(N, 1)))
+    rank = ahead.sum(2)  # a permutation of 0..N-1 for every sample
+    return torch.argsort(rank, dim=1)
+
+
 class EvoGlobalBlock(nn.Module):
     """Global block of the light models: Evo-ViT style token pruning (official ``EvoSABlock``).
 
@@ -611,7 +628,7 @@ class EvoGlobalBlock(nn.Module):
         if score is None:
             raise ValueError("a pruning block needs the token scores of an earlier block")
         keep = int(N * self.prune_ratio)
-        order = torch.argsort(score, dim=1, descending=True)
+        order = _order_by_score(score)
         t_sorted = torch.gather(t, 1, order.unsqueeze(-1).expand(-1, -1, C))
         score = torch.gather(score, 1, order)
         x_keep, x_drop = t_sorted[:, :keep], t_sorted[:, keep:]

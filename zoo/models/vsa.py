@@ -201,7 +201,10 @@ class VaryingWindowAttention(nn.Module):
         bias = self.rel_pos().to(q.dtype)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
-        out = window_reverse(out.transpose(1, 2).reshape(-1, ws * ws, self.out_dim), ws, (Hp, Wp), (H, W))
+        # an explicit copy: the exporters' SDPA decomposition returns another layout than the CPU kernel,
+        # and a reshape traced as a view of the kernel's layout fails there (issue 24)
+        out = out.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(-1, ws * ws, self.out_dim)
+        out = window_reverse(out, ws, (Hp, Wp), (H, W))
         return self.proj_drop(self.proj(out))
 
 
