@@ -121,7 +121,9 @@ class GlobalAttentionRPB(nn.Module):
         q, k, v = self.qkv(x).view(B, H * W, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], scale=self.scale,
                                            dropout_p=self.attn_drop if self.training else 0.0)
-        x = x.transpose(1, 2).reshape(B, H, W, C)
+        # an explicit copy: the exporters' SDPA decomposition returns another layout than the CPU kernel,
+        # and a reshape traced as a view of the kernel's layout fails there (issue 24)
+        x = x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(B, H, W, C)
         return self.proj_drop(self.proj(x))
 
     def extra_repr(self) -> str:
@@ -348,26 +350,26 @@ def dinat_s_large_384(pretrained: bool = False, **kwargs) -> NAT:
     return _dinat_s("dinat_s_large_384", pretrained, _S_LARGE, per_stage=_D384, **kwargs)
 
 
-@register_model(family="dinat", official_params=21_999_736, manifest="dinat/dinat_isotropic_small",
+@register_model(family="dinat", official_params=21_999_736, manifest="dinat/dinat_isotropic_small", feature_reductions=(16,) * 12,
                 reported=_top1(80.8))
 def dinat_isotropic_small(pretrained: bool = False, **kwargs) -> NATIsotropic:
     return _isotropic("dinat_isotropic_small", pretrained, 2, **dict(dict(embed_dim=384, num_heads=12), **kwargs))
 
 
-@register_model(family="dinat", official_params=86_465_800, manifest="dinat/dinat_isotropic_base",
+@register_model(family="dinat", official_params=86_465_800, manifest="dinat/dinat_isotropic_base", feature_reductions=(16,) * 12,
                 reported=_top1(82.1))
 def dinat_isotropic_base(pretrained: bool = False, **kwargs) -> NATIsotropic:
     return _isotropic("dinat_isotropic_base", pretrained, 2, **dict(dict(embed_dim=768, num_heads=24), **kwargs))
 
 
-@register_model(family="dinat", official_params=22_080_376, manifest="dinat/vitrpb_small",
+@register_model(family="dinat", official_params=22_080_376, manifest="dinat/vitrpb_small", feature_reductions=(16,) * 12,
                 reported=_top1(81.2))
 def vitrpb_small(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """Isotropic ViT with a relative positional bias (ViT-rpb-Small), the DiNAT paper's global-attention baseline."""
     return _isotropic("vitrpb_small", pretrained, None, **dict(dict(embed_dim=384, num_heads=12), **kwargs))
 
 
-@register_model(family="dinat", official_params=86_627_080, manifest="dinat/vitrpb_base",
+@register_model(family="dinat", official_params=86_627_080, manifest="dinat/vitrpb_base", feature_reductions=(16,) * 12,
                 reported=_top1(82.5))
 def vitrpb_base(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """ViT-rpb-Base, the DiNAT paper's global-attention isotropic baseline."""
@@ -388,14 +390,14 @@ def test_dinat_s(pretrained: bool = False, **kwargs) -> NAT:
     return _dinat_s("test_dinat_s", pretrained, arch, **dict(dict(per_stage=(4, 2, 2, 1), kernel_size=3), **kwargs))
 
 
-@register_model(family="dinat", test_model=True, test_sizes=[(64, 64), (50, 75)])
+@register_model(family="dinat", test_model=True, test_sizes=[(64, 64), (50, 75)], feature_reductions=(8,) * 3)
 def test_dinat_isotropic(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """Tiny isotropic DiNAT (kernel 3, d 1 / 2) for the general tests."""
     return _isotropic("test_dinat_isotropic", pretrained, 2, **dict(
         dict(embed_dim=16, num_heads=2, depth=3, mlp_ratio=2.0, kernel_size=3, patch_size=8), **kwargs))
 
 
-@register_model(family="dinat", test_model=True, test_sizes=[(64, 64), (50, 75)])
+@register_model(family="dinat", test_model=True, test_sizes=[(64, 64), (50, 75)], feature_reductions=(8,) * 3)
 def test_dinat_vitrpb(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """Tiny ViT-rpb (global attention with relative bias) for the general tests."""
     return _isotropic("test_dinat_vitrpb", pretrained, None, **dict(
