@@ -359,24 +359,32 @@ def _build_on_meta(name: str) -> "torch.nn.Module":
 
 
 @functools.lru_cache(maxsize=None)
-def _count(name: str) -> Dict[str, Any]:
+def _measure(name: str) -> Dict[str, Any]:
+    import torch
+
+    from .flops import count_macs
+
     model = _build_on_meta(name)
-    return dict(
+    out: Dict[str, Any] = dict(
         params=sum(p.numel() for p in model.parameters()),
         input_size=input_shape(name),
         num_classes=getattr(model, "num_classes", None),
-        feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()))
+        feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()),
+        gmacs=None, gmacs_error=None)
+    try:
+        out["gmacs"] = count_macs(model, input_size=out["input_size"], device="meta") / 1e9
+    except Exception as e:  # a model that cannot run on meta (data-dependent ops) has no count here
+        out["gmacs_error"] = f"{type(e).__name__}: {e}"
+    return out
 
 
 @functools.lru_cache(maxsize=None)
-def _count_gmacs(name: str) -> Dict[str, Any]:
-    from .flops import count_macs
-
-    try:  # a model that cannot run on meta (data-dependent ops) has no count here
-        return dict(gmacs=count_macs(_build_on_meta(name), input_size=input_shape(name), device="meta") / 1e9,
-                    gmacs_error=None)
-    except Exception as e:
-        return dict(gmacs=None, gmacs_error=f"{type(e).__name__}: {e}")
+def _count(name: str) -> Dict[str, Any]:
+    """What :func:`_measure` gives but the MAC count (a forward on ``meta``, most of its cost)."""
+    model = _build_on_meta(name)
+    return dict(params=sum(p.numel() for p in model.parameters()), input_size=input_shape(name),
+                num_classes=getattr(model, "num_classes", None),
+                feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()))
 
 
 def measure(name: str, gmacs: bool = True) -> Dict[str, Any]:
@@ -386,7 +394,7 @@ def measure(name: str, gmacs: bool = True) -> Dict[str, Any]:
     ``gmacs=False`` skips the MAC count (a forward on ``meta``, most of the cost): ``gmacs`` is then None.
     """
     name = model_entry(name).name
-    m = dict(_count(name), **(_count_gmacs(name) if gmacs else dict(gmacs=None, gmacs_error=None)))
+    m = _measure(name) if gmacs else dict(_count(name), gmacs=None, gmacs_error=None)
     return dict(m, feature_info=[dict(f) for f in m["feature_info"]])
 
 
