@@ -15,7 +15,7 @@ from zoo.registry import measure, model_entry
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "CONTRIBUTING.md")
 TABLE = re.compile(r"<!-- zoo-table:start.*?<!-- zoo-table:end -->", re.S)
-COUNT = re.compile(r"(?<![\w.,])\d{1,3}(?:[,_]\d{3})+(?![\w,])")  # 19,984,174 or 19_984_174
+COUNT = re.compile(r"(?<![\w.,])\d{1,3}(?:[,_]\d{3})+(?!\w|[,_]\d)")  # 19,984,174 or 19_984_174
 
 
 def _hand_written(doc):
@@ -74,5 +74,6 @@ def test_every_parameter_count_written_in_the_docs_is_one_the_code_counts(doc):
 
 
 def test_count_pattern_finds_both_spellings():
-    assert COUNT.findall("nat_mini has 19,984,174 (official_params=19_984_174), 2x, v1.0.20, 5,400 s") == \
+    assert COUNT.findall("nat_mini has 19,984,174, (official_params=19_984_174,) 2x, v1.0.20, 5,400 s, 1,23") == \
         ["19,984,174", "19_984_174", "5,400"]
+    assert COUNT.findall("official_params=20_006_344, manifest=") == ["20_006_344"]
