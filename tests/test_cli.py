@@ -2,9 +2,12 @@
 import subprocess
 import sys
 
+import dataclasses
+
 import pytest
 
-from zoo.cli import main
+import zoo
+from zoo.cli import forward_choices, main
 
 
 def test_list_prints_matching_names(capsys):
@@ -24,13 +27,72 @@ def test_info_unknown_name_suggests(capsys):
     assert "Did you mean: zoo_toy_net" in capsys.readouterr().err
 
 
-def test_table_rows_check_official_counts_and_run_forward(capsys):
+def _table_row(out, name):
+    return next(line for line in out.splitlines() if line.startswith(name + " "))
+
+
+def test_table_counts_every_model_and_runs_one_forward_per_family(capsys):
     assert main(["table", "zoo_toy*", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("zoo_toy_net "))
-    assert "25,418" in row and "exact" in row and "ok (1, 10)" in row
+    header = out.splitlines()[0].split()
+    assert "GMACs" not in header  # counted by --quick and --full only: a forward on meta per model
+    row = _table_row(out, "zoo_toy_net")
+    assert "25,418" in row and "exact" in row and "ok (1, 10) at 32x32" in row
+    assert "1/1 with an official count match it exactly; 1 run on the CPU" in out
+
+
+def test_table_quick_counts_gmacs_and_runs_nothing(capsys):
     assert main(["table", "zoo_toy*", "--quick", "--no-progress"]) == 0
-    assert "skipped (--quick)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "GMACs" in out.splitlines()[0].split()
+    assert "skipped (--quick)" in _table_row(out, "zoo_toy_net") and "0 run on the CPU" in out
+
+
+def test_table_full_counts_gmacs_and_runs_every_model(capsys):
+    assert main(["table", "zoo_toy*", "--full", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    row = _table_row(out, "zoo_toy_net")
+    gmacs = zoo.registry.measure("zoo_toy_net")["gmacs"]
+    assert f"{gmacs:.2f}" in row and "ok (1, 10) at 32x32" in row
+
+
+def test_table_flags_that_cannot_go_together(capsys):
+    with pytest.raises(SystemExit):
+        main(["table", "--quick", "--full"])
+    assert main(["table", "zoo_toy*", "--no-progress", "--plot", "x.png"]) == 2
+    assert "--quick" in capsys.readouterr().err
+
+
+def test_table_reports_a_count_that_differs_and_exits_1(monkeypatch, capsys):
+    entry = zoo.registry.model_entry("zoo_toy_net")
+    monkeypatch.setitem(zoo.registry._ENTRIES, "zoo_toy_net",
+                        dataclasses.replace(entry, official_params=entry.official_params + 1))
+    assert main(["table", "zoo_toy*", "--no-progress"]) == 1
+    assert "DIFFERS" in _table_row(capsys.readouterr().out, "zoo_toy_net")
+
+
+def test_forward_choices_take_the_smallest_variant_of_each_family_and_task():
+    rows = [dict(name="a_big", family="a", task="classification", params=20, input_size=(3, 224, 224)),
+            dict(name="a_small", family="a", task="classification", params=10, input_size=(3, 224, 224)),
+            dict(name="a_video", family="a", task="video", params=30, input_size=(3, 8, 224, 224)),
+            dict(name="b_dense", family="b", task="dense", params=90, input_size=(3, 1024, 1024)),
+            dict(name="c_restore", family="c", task="restoration", params=26, input_size=(1, 256, 192)),
+            dict(name="d_broken", family="d", task="classification", params=None)]
+    assert forward_choices(rows) == {"a_small": (3, 224, 224), "a_video": (3, 8, 224, 224),
+                                     "b_dense": (3, 128, 128), "c_restore": (1, 128, 96)}
+
+
+def test_counting_on_meta_skips_initialisation_but_not_parameters():
+    """measure() builds on meta with value-only in-place ops skipped: same count as a real build."""
+    import timm
+
+    for name in ("zoo_toy_net", "zoo_toy_net_test"):
+        real = timm.create_model(name)
+        counted = zoo.registry.measure(name, gmacs=False)
+        assert counted["params"] == sum(p.numel() for p in real.parameters())
+        assert counted["gmacs"] is None
+        assert counted["feature_info"] == [dict(f) for f in real.feature_info]
+        assert zoo.registry.measure(name)["gmacs"] > 0
 
 
 def test_module_entry_point_runs():

@@ -2,7 +2,7 @@
 
     zoo list [PATTERN] [--family F] [--task T] [--pretrained]
     zoo info NAME
-    zoo table [PATTERN] [--family F] [--quick] [--markdown] [--plot FILE.png [--bench-json FILE]]
+    zoo table [PATTERN] [--family F] [--quick | --full] [--markdown] [--plot FILE.png [--bench-json FILE]]
     zoo cards [--check] [--dir DIR]
     zoo convert NAME --checkpoint FILE --out DIR [--overwrite] [--push REPO]
     zoo bench [NAMES] [--batch 1 8] [--compile] [--default-only] [--json FILE]
@@ -14,9 +14,9 @@ import hashlib
 import json
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["main", "table_rows"]
+__all__ = ["main", "table_rows", "forward_choices"]
 
 
 def _fmt_int(n: Optional[int]) -> str:
@@ -73,45 +73,82 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True) -> List[Dict[str, Any]]:
-    """One row per model: measured params and GMACs, official params, and (unless ``quick``) a forward.
+TABLE_MODES = ("default", "quick", "full")
+# The default table's forwards: at the model's default input when its longer side is at most
+# FORWARD_MAX_SIDE px; larger defaults (ViTDet 1024, Restormer 256, both of which take any size) are
+# scaled to FORWARD_LARGE_SIDE px: Restormer at 224 px would cost as much as the other eight forwards.
+FORWARD_MAX_SIDE = 224
+FORWARD_LARGE_SIDE = 128
 
-    ``quick`` builds on the ``meta`` device only (counts, no numbers computed); otherwise each model is
-    built on the CPU with random weights and run once at its default input size.
-    """
+
+def _forward_input(input_size: Sequence[int]) -> Tuple[int, ...]:
+    """``input_size`` (C, H, W) or (C, T, H, W), with H, W scaled as the default table runs it."""
+    *lead, h, w = input_size
+    if max(h, w) <= FORWARD_MAX_SIDE:
+        return tuple(input_size)
+    scale = FORWARD_LARGE_SIDE / max(h, w)
+    return (*lead, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def forward_choices(rows: Sequence[Dict[str, Any]]) -> Dict[str, Tuple[int, ...]]:
+    """{name: input size} of what the default table runs on the CPU: for each family and task, the
+    public variant with the fewest parameters, at its default input (see :func:`_forward_input`)."""
+    best: Dict[Tuple[str, str], Dict[str, Any]] = {}
+    for r in rows:
+        if r.get("params") is None:
+            continue
+        key = (r["family"], r["task"])
+        if key not in best or (r["params"], r["name"]) < (best[key]["params"], best[key]["name"]):
+            best[key] = r
+    return {r["name"]: _forward_input(r["input_size"]) for r in sorted(best.values(), key=lambda r: r["name"])}
+
+
+def _run_forward(name: str, input_size: Sequence[int], row: Dict[str, Any]) -> None:
+    """Build ``name`` on the CPU (random weights) and run one forward at ``input_size``, batch 1."""
     import timm
     import torch
+
+    model = timm.create_model(name).eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, *input_size)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        out = model(x)
+    row["forward_s"] = time.perf_counter() - t0
+    row["forward_input"] = tuple(input_size)
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    finite = bool(torch.isfinite(out).all()) if isinstance(out, torch.Tensor) else True
+    row["forward"] = f"ok {shape}" if finite else f"NON-FINITE {shape}"
+    if not finite:
+        row["error"] = "non-finite output"
+
+
+def table_rows(names: Sequence[str], mode: str = "default", progress: bool = True) -> List[Dict[str, Any]]:
+    """One row per model: parameters counted on ``meta`` and checked against the official count.
+
+    ``mode="default"`` (the README's main job, about a minute): counts every model, then builds on the
+    CPU and runs one forward for each family and task (:func:`forward_choices`). ``"quick"`` adds
+    GMACs (a forward on ``meta`` per model) and runs nothing on the CPU. ``"full"`` adds GMACs and builds
+    and runs every model at its default input size (tens of minutes on 2 cores; see BENCHMARKS.md).
+    """
     from tqdm import tqdm
 
     from .registry import measure, model_entry, params_match
 
+    if mode not in TABLE_MODES:
+        raise ValueError(f"table mode must be one of {TABLE_MODES}, got {mode!r}")
+    bar = tqdm(total=len(names), desc="zoo table: count", unit="model", disable=not progress, file=sys.stderr)
     rows = []
-    bar = tqdm(names, desc="zoo table", unit="model", disable=not progress, file=sys.stderr)
-    for name in bar:
+    for name in names:
         bar.set_postfix_str(name)
         entry = model_entry(name)
         row: Dict[str, Any] = dict(name=name, family=entry.family, task=entry.task,
-                                   official_params=entry.official_params, error=None)
+                                   official_params=entry.official_params, error=None, gmacs=None, forward="-")
         try:
-            counted = measure(name)
+            counted = measure(name, gmacs=mode != "default")
+            row.update(params=counted["params"], input_size=counted["input_size"], gmacs=counted["gmacs"])
             if counted["gmacs_error"]:
                 raise RuntimeError(f"counting MACs on meta: {counted['gmacs_error']}")
-            row.update(params=counted["params"], input_size=counted["input_size"], gmacs=counted["gmacs"])
-            input_size = counted["input_size"]
-            if quick:
-                row["forward"] = "skipped (--quick)"
-            else:
-                model = timm.create_model(name).eval()
-                t0 = time.perf_counter()
-                with torch.inference_mode():
-                    out = model(torch.randn(1, *input_size))
-                row["forward_s"] = time.perf_counter() - t0
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                finite = bool(torch.isfinite(out).all()) if isinstance(out, torch.Tensor) else True
-                row["forward"] = f"ok {shape}" if finite else f"NON-FINITE {shape}"
-                if not finite:
-                    row["error"] = "non-finite output"
-                del model, out
         except Exception as e:  # report and go on: one broken model must not hide the others
             row["error"] = f"{type(e).__name__}: {e}"
         if row.get("params") is not None and entry.official_params is not None:
@@ -119,21 +156,48 @@ def table_rows(names: Sequence[str], quick: bool = False, progress: bool = True)
         else:
             row["match"] = None
         rows.append(row)
+        bar.update()
+
+    if mode == "quick":
+        runs = {}
+        for r in rows:
+            r["forward"] = "skipped (--quick)"
+    elif mode == "full":
+        runs = {r["name"]: tuple(r["input_size"]) for r in rows if r.get("input_size")}
+    else:
+        runs = forward_choices([r for r in rows if not r["error"]])
+    if runs:
+        bar.reset(total=len(runs))
+        bar.set_description("zoo table: forward on CPU")
+    by_name = {r["name"]: r for r in rows}
+    for name, input_size in runs.items():
+        bar.set_postfix_str(name)
+        row = by_name[name]
+        try:
+            _run_forward(name, input_size, row)
+        except Exception as e:
+            row["error"] = f"{type(e).__name__}: {e}"
+        bar.update()
+    bar.close()
     return rows
 
 
 def _render(rows: List[Dict[str, Any]]) -> str:
-    header = ["model", "family", "task", "params", "official", "match", "GMACs", "input", "forward"]
+    with_gmacs = any(r.get("gmacs") is not None for r in rows)
+    header = ["model", "family", "task", "params", "official", "match"] + (["GMACs"] if with_gmacs else [])
+    header += ["input", "forward"]
     body = []
     for r in rows:
         match = {None: "-", True: "exact", False: "DIFFERS"}[r.get("match")]
         fwd = r.get("forward", "")
         if r.get("forward_s") is not None:
-            fwd = f"{fwd} {r['forward_s']:.2f}s"
+            at = "x".join(map(str, r["forward_input"][1:]))
+            fwd = f"{fwd} at {at} in {r['forward_s']:.2f}s"
         if r.get("error"):
             fwd = f"ERROR {r['error'][:80]}"
-        body.append([r["name"], r["family"], r["task"], _fmt_int(r.get("params")), _fmt_int(r["official_params"]),
-                     match, _fmt_float(r.get("gmacs")), "x".join(map(str, r.get("input_size", ())[1:])) or "-", fwd])
+        cells = [r["name"], r["family"], r["task"], _fmt_int(r.get("params")), _fmt_int(r["official_params"]), match]
+        cells += [_fmt_float(r.get("gmacs"))] if with_gmacs else []
+        body.append(cells + ["x".join(map(str, r.get("input_size", ())[1:])) or "-", fwd])
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body)] if body else [len(h) for h in header]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
@@ -164,15 +228,24 @@ def cmd_table(args: argparse.Namespace) -> int:
         else:
             print(table)
         return 0
-    rows = table_rows(names, quick=args.quick, progress=not args.no_progress)
+    mode = "quick" if args.quick else "full" if args.full else "default"
+    if args.plot and mode == "default":
+        print("--plot draws GMACs: add --quick (or --full)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    rows = table_rows(names, mode=mode, progress=not args.no_progress)
     if args.plot:
         _plot(rows, args.plot, args.bench_json, args.bench_batch)
     print(_render(rows))
     bad = [r for r in rows if r.get("error") or r.get("match") is False]
     n_official = sum(r["match"] is not None for r in rows)
     n_exact = sum(r["match"] is True for r in rows)
-    print(f"\n{len(rows)} models; {n_exact}/{n_official} with an official count match it exactly; "
-          f"{sum(bool(r.get('error')) for r in rows)} errors")
+    n_runs = sum(r.get("forward_s") is not None for r in rows)
+    print(f"\n{len(rows)} models counted on meta; {n_exact}/{n_official} with an official count match it exactly; "
+          f"{n_runs} run on the CPU{' (one per family and task)' if mode == 'default' else ''}; "
+          f"{sum(bool(r.get('error')) for r in rows)} errors; {time.perf_counter() - t0:.0f} s")
+    if mode == "default":
+        print("GMACs of every model: --quick; every full-size model built and run at its default input: --full")
     return 1 if bad else 0
 
 
@@ -341,10 +414,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_info)
 
-    s = sub.add_parser("table", help="build every model, count params and GMACs, check against the papers")
+    s = sub.add_parser("table", help="count every model's parameters against the official count, run one "
+                                     "forward per family on the CPU")
     s.add_argument("pattern", nargs="?", default="*")
     s.add_argument("--family")
-    s.add_argument("--quick", action="store_true", help="count on the meta device only, no forward pass")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--quick", action="store_true",
+                     help="count params and GMACs on the meta device only, no forward on the CPU")
+    how.add_argument("--full", action="store_true",
+                     help="also GMACs, and build and run every full-size model at its default input "
+                          "(tens of minutes on 2 cores)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--markdown", action="store_true", help="print the README's markdown table (with --quick)")
     s.add_argument("--write-readme", metavar="README.md", help="with --markdown: embed the table between its markers")

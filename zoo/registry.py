@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import timm
+import torch
 from timm.models import register_model as _timm_register_model
 
 from .downloads import pretrained_download_guard
@@ -373,35 +374,63 @@ def pretrained_tags(name: str, include_unlinked: bool = False) -> Dict[str, Dict
     return out
 
 
+# In-place tensor methods that only write values: on the meta device there are no values, but
+# PyTorch still runs their Python shape checks (weight initialisation is ~40% of the CPU time of
+# building a model on meta), so counting models skips them. None of them can change a shape.
+_VALUE_ONLY_INPLACE = frozenset({
+    "uniform_", "normal_", "trunc_normal_", "bernoulli_", "random_", "exponential_", "erfinv_", "clamp_",
+    "clamp_min_", "clamp_max_", "mul_", "div_", "add_", "sub_", "addcmul_", "addcdiv_", "exp_", "log_",
+    "sqrt_", "abs_", "neg_", "fmod_", "fill_", "zero_", "copy_", "masked_fill_",
+})
+
+
+class _SkipValuesOnMeta(torch.overrides.TorchFunctionMode):
+    """Within ``torch.device("meta")``: value-only in-place ops on meta tensors return at once."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if (getattr(func, "__name__", None) in _VALUE_ONLY_INPLACE and args
+                and isinstance(args[0], torch.Tensor) and args[0].is_meta):
+            return args[0]
+        return func(*args, **(kwargs or {}))
+
+
+def _build_on_meta(name: str) -> "torch.nn.Module":
+    with torch.device("meta"), _SkipValuesOnMeta():
+        return timm.create_model(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _count(name: str) -> Dict[str, Any]:
+    """Parameters, input size, classes and feature_info of ``name`` built on ``meta`` (no MAC count)."""
+    model = _build_on_meta(name)
+    return dict(params=sum(p.numel() for p in model.parameters()), input_size=input_shape(name),
+                num_classes=getattr(model, "num_classes", None),
+                feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()))
+
+
 @functools.lru_cache(maxsize=None)
 def _measure(name: str) -> Dict[str, Any]:
-    import torch
-
+    """:func:`_count` plus the MACs of one forward on ``meta`` (most of the cost)."""
     from .flops import count_macs_detail
 
-    with torch.device("meta"):
-        model = timm.create_model(name)
-    out: Dict[str, Any] = dict(
-        params=sum(p.numel() for p in model.parameters()),
-        input_size=input_shape(name),
-        num_classes=getattr(model, "num_classes", None),
-        feature_info=tuple(dict(f) for f in getattr(model, "feature_info", None) or ()),
-        gmacs=None, gmacs_architectural=None, gmacs_error=None)
+    out: Dict[str, Any] = dict(_count(name), gmacs=None, gmacs_architectural=None, gmacs_error=None)
     try:
         # gmacs: what the implementation executes; gmacs_architectural: what the architecture defines
-        macs = count_macs_detail(model, input_size=out["input_size"], device="meta")
+        macs = count_macs_detail(_build_on_meta(name), input_size=out["input_size"], device="meta")
         out["gmacs"], out["gmacs_architectural"] = macs["executed"] / 1e9, macs["architectural"] / 1e9
     except Exception as e:  # a model that cannot run on meta (data-dependent ops) has no count here
         out["gmacs_error"] = f"{type(e).__name__}: {e}"
     return out
 
 
-def measure(name: str) -> Dict[str, Any]:
+def measure(name: str, gmacs: bool = True) -> Dict[str, Any]:
     """Parameters, GMACs at the default input, input size and feature_info of ``name``, built on ``meta``.
 
     The one place the registry, the cards, the table and ``model_info`` count a model (cached per name).
+    ``gmacs=False`` skips the MAC count (a forward on ``meta``, most of the cost): ``gmacs`` is then None.
     """
-    m = _measure(model_entry(name).name)
+    name = model_entry(name).name
+    m = _measure(name) if gmacs else dict(_count(name), gmacs=None, gmacs_architectural=None, gmacs_error=None)
     return dict(m, feature_info=[dict(f) for f in m["feature_info"]])
 
 
