@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.validation import is_fx_tracing
+
 __all__ = ["DetailSpecificFFN", "GatedDconvFFN"]
 
 
@@ -70,9 +72,9 @@ class DetailSpecificFFN(nn.Module):
         x = self.fc1(x)
         # h + DW(h) is itself a depthwise conv whose centre taps are one larger: folding the identity
         # into the (small) weight saves a full pass over the largest activation of the block
-        weight = self.dwconv.weight.clone()
+        # (the one-hot centre is added rather than assigned in place, so that fx can trace it)
         c = self.dwconv.kernel_size[0] // 2
-        weight[:, :, c, c] += 1.0
+        weight = self.dwconv.weight + F.pad(torch.ones_like(self.dwconv.weight[:, :, :1, :1]), (c, c, c, c))
         x = F.conv2d(x.permute(0, 3, 1, 2), weight, self.dwconv.bias, padding=self.dwconv.padding,
                      groups=self.dwconv.groups).permute(0, 2, 3, 1)
         x = self.drop1(self.act(x))
@@ -110,7 +112,9 @@ class GatedDconvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         limit = self.chunk_min_pixels
-        if limit is not None and not torch.is_grad_enabled() and x.shape[-2] * x.shape[-1] >= limit:
+        # (an fx graph, which knows no sizes, records the unchunked computation)
+        if limit is not None and not torch.is_grad_enabled() and not is_fx_tracing() \
+                and x.shape[-2] * x.shape[-1] >= limit:
             return self._forward_chunked(x)
         gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(self.act(gate) * value)

@@ -71,6 +71,11 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
     return F.linear(x, weight, bias)
 
 
+# fx (torchvision feature extraction, timm's feature_cls='fx') records one call, which picks the
+# oneDNN or the ATen GEMM when the graph runs, as the module does: traced and eager outputs are equal
+torch.fx.wrap("linear")
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` whose forward is :func:`linear` (same parameters, same state-dict keys)."""
 

@@ -36,6 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
+from zoo.validation import is_fx_tracing
+
 __all__ = ["na2d", "NeighborhoodAttention2d", "na2d_reference", "na_min_size"]
 
 # query tile side; an axis of at most _DENSE_MAX positions is attended densely (one tile)
@@ -208,6 +210,20 @@ def _na_dilated(
     return out
 
 
+def _pad_small(x: torch.Tensor, min_size: int) -> Tuple[torch.Tensor, int, int]:
+    """Zero-pad a ``(B, H, W, C)`` map at the bottom/right to at least ``min_size`` per side."""
+    pad_h, pad_w = max(0, min_size - x.shape[1]), max(0, min_size - x.shape[2])
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    return x, pad_h, pad_w
+
+
+# fx (torchvision feature extraction, timm's feature_cls='fx') records these as single calls: their
+# index arithmetic and padding depend on the map size, which symbolic tracing does not know
+torch.fx.wrap("_pad_small")
+torch.fx.wrap("_na_dilated")
+
+
 def _check_args(shape: Tuple[int, ...], kernel_size: int, dilation: int, rpb: Optional[torch.Tensor]) -> None:
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"na2d kernel_size must be odd and positive, got {kernel_size}")
@@ -349,7 +365,7 @@ class NeighborhoodAttention2d(nn.Module):
     def _cached_mask(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> Optional[torch.Tensor]:
         """The additive mask for this map size, reused while the bias is unchanged and needs no gradient."""
         d = self.dilation
-        if height % d or width % d or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if is_fx_tracing() or height % d or width % d or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return None
         rpb = self.rpb
         if rpb is not None and rpb.requires_grad and torch.is_grad_enabled():
@@ -366,18 +382,17 @@ class NeighborhoodAttention2d(nn.Module):
         B, H, W, C = x.shape
         pad_h = pad_w = 0
         if self.pad_small:
-            pad_h, pad_w = max(0, self.min_size - H), max(0, self.min_size - W)
-            if pad_h or pad_w:
-                x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+            x, pad_h, pad_w = _pad_small(x, self.min_size)
         Hp, Wp = H + pad_h, W + pad_w
-        _check_args((B, Hp, Wp, self.num_heads, self.head_dim), self.kernel_size, self.dilation, self.rpb)
+        if not is_fx_tracing():
+            _check_args((B, Hp, Wp, self.num_heads, self.head_dim), self.kernel_size, self.dilation, self.rpb)
         # one copy to heads-first (3, B, heads, H, W, head_dim), shared by q, k and v
         q, k, v = self.qkv(x).view(B, Hp, Wp, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5).contiguous()
         mask = self._cached_mask(Hp, Wp, q.dtype, q.device)
         x = _na_dilated(q, k, v, self.kernel_size, self.dilation, self.scale, rpb=self.rpb, mask=mask,
                         dropout_p=self.attn_drop if self.training else 0.0)
         x = x.reshape(B, Hp, Wp, C)
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             x = x[:, :H, :W]
         return self.proj_drop(self.proj(x))
 

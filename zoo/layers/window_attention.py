@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import RelPosBias, to_2tuple
 
+from zoo.validation import is_fx_tracing
+
 __all__ = ["pad_to_multiple", "window_partition", "window_reverse", "WindowAttention"]
 
 _Size = Union[int, Tuple[int, int]]
@@ -33,7 +35,7 @@ def pad_to_multiple(x: torch.Tensor, window_size: _Size) -> Tuple[torch.Tensor, 
     H, W = x.shape[1], x.shape[2]
     pad_h = (wh - H % wh) % wh
     pad_w = (ww - W % ww) % ww
-    if pad_h or pad_w:
+    if is_fx_tracing() or pad_h or pad_w:  # fx: the graph always pads (zero pads are no-ops)
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
     return x, (H + pad_h, W + pad_w)
 
@@ -62,7 +64,7 @@ def window_reverse(
     Hp, Wp = padded_size
     C = windows.shape[-1]
     x = windows.view(-1, Hp // wh, Wp // ww, wh, ww, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, Hp, Wp, C)
-    if size is not None and (size[0] != Hp or size[1] != Wp):
+    if size is not None and (is_fx_tracing() or size[0] != Hp or size[1] != Wp):
         x = x[:, :size[0], :size[1], :].contiguous()
     return x
 

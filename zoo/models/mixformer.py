@@ -35,7 +35,7 @@ from timm.models._manipulate import checkpoint_seq
 from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.window_attention import WindowAttention, pad_to_multiple, window_partition, window_reverse
 from zoo.registry import register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 __all__ = ["MixFormer", "MixingAttention", "MixingBlock", "checkpoint_filter_fn"]
 
@@ -112,7 +112,7 @@ class ConvEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.patch_size
         pad_h, pad_w = (p - x.shape[-2] % p) % p, (p - x.shape[-1] % p) % p
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:  # fx: the graph always pads (zero pads are no-ops)
             x = F.pad(x, (0, pad_w, 0, pad_h))
         # the stem's oneDNN convs run faster on channels-last maps, and its output is consumed
         # channels-last (values unchanged: only the memory layout differs)
@@ -135,7 +135,7 @@ class ConvMerging(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(_nchw(x))
         pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         return _nhwc(self.reduction(x))
 
@@ -259,7 +259,7 @@ class MixingBlock(nn.Module):
         # branch projections (their LN(bias) values are seen by the attention, the conv and the pooling)
         y, _ = pad_to_multiple(self.norm1(x), self.window_size)
         y = self.attn(y)
-        if y.shape[1] != H or y.shape[2] != W:
+        if is_fx_tracing() or y.shape[1] != H or y.shape[2] != W:
             y = y[:, :H, :W]
         x = x + self.drop_path1(y)
         return x + self.drop_path2(self.mlp(self.norm2(x)))
@@ -420,7 +420,7 @@ class MixFormer(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans)
-        if self.training and x.shape[0] == 1:
+        if self.training and not is_fx_tracing() and x.shape[0] == 1:
             # the channel interaction's BatchNorm sees one pooled vector per image: batch statistics
             # need two images or more (torch's own error would come from deep inside the block)
             name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__

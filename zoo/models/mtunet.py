@@ -34,7 +34,7 @@ from timm.models._features import feature_take_indices
 from zoo.layers.linear import Linear, linear as _linear, onednn_usable
 from zoo.hub import unwrap_state_dict
 from zoo.registry import register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 __all__ = ["MTUNet", "GaussianAxialAttention", "LocalGlobalGaussianAttention", "ExternalAttention",
            "MixedTransformerBlock", "checkpoint_filter_fn"]
@@ -111,13 +111,19 @@ def _fold_bn(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.BatchNor
 def _conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d, relu: bool = False) -> torch.Tensor:
     """conv -> BN (-> ReLU) at inference, the BN folded into the conv."""
     w, b = _fold_bn(conv.weight, conv.bias, bn)
-    if w.shape[-2:] == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
+    if tuple(conv.kernel_size) == (1, 1) and conv.stride == (1, 1) and conv.groups == 1:
         return linear(x.permute(0, 2, 3, 1), w.flatten(1), b, relu=relu).permute(0, 3, 1, 2)
+    return _conv2d(x, w, b, tuple(conv.stride), tuple(conv.padding), tuple(conv.dilation), conv.groups, relu)
+
+
+def _conv2d(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], stride: Tuple[int, int],
+            padding: Tuple[int, int], dilation: Tuple[int, int], groups: int, relu: bool) -> torch.Tensor:
+    """conv (-> ReLU), on oneDNN's kernel where it is usable."""
     if _HAVE_ONEDNN_CONV and onednn_usable(x, w, b):
         x = torch.ops.mkldnn._convolution_pointwise(
-            x, w, b, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, "none", [], "")
+            x, w, b, list(padding), list(stride), list(dilation), groups, "none", [], "")
         return x.relu_() if relu else x  # not fused: oneDNN's fused ReLU maps NaN to 0
-    x = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
+    x = F.conv2d(x, w, b, stride, padding, dilation, groups)
     return F.relu(x) if relu else x
 
 
@@ -151,11 +157,7 @@ class UNetEncoder(nn.Module):
     def embed(self, f3: torch.Tensor) -> torch.Tensor:
         """Stride-4 map -> stride-8 NHWC tokens with the position embedding added."""
         x = conv_norm_relu(self.proj, F.max_pool2d(f3, 2)).permute(0, 2, 3, 1)
-        gh, gw = x.shape[1:3]
-        pos = self.pos_embed
-        if (gh, gw) != tuple(self.grid_size):
-            pos = resample_abs_pos_embed(pos, new_size=[gh, gw], old_size=list(self.grid_size), num_prefix_tokens=0)
-        return x + pos.reshape(1, gh, gw, -1)
+        return x + _pos_embed_for(self.pos_embed, tuple(self.grid_size), x.shape[1], x.shape[2])
 
 
 class WindowAttention(nn.Module):
@@ -171,11 +173,11 @@ class WindowAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., N, C) tokens of each window."""
-        lead, (n, _) = x.shape[:-2], x.shape[-2:]
-        qkv = self.qkv(x).reshape(-1, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        shape = x.shape  # (*lead, n, C): a size, not unpacked, so that fx can trace it
+        qkv = self.qkv(x).reshape(-1, shape[-2], 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         x = F.scaled_dot_product_attention(q, k, v)
-        x = x.transpose(1, 2).reshape(*lead, n, self.num_heads * self.head_dim)
+        x = x.transpose(1, 2).reshape(shape[:-1] + (self.num_heads * self.head_dim,))
         return self.proj(x)
 
 
@@ -236,6 +238,31 @@ def pad_bottom_right_corner(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Te
     return torch.cat([top, bottom], dim=1)
 
 
+def _pos_embed_for(pos: torch.Tensor, grid_size: Tuple[int, int], gh: int, gw: int) -> torch.Tensor:
+    """The (1, N, C) position embedding of ``grid_size`` as a (1, gh, gw, C) map, resampled if the grid differs."""
+    if (gh, gw) != tuple(grid_size):
+        pos = resample_abs_pos_embed(pos, new_size=[gh, gw], old_size=list(grid_size), num_prefix_tokens=0)
+    return pos.reshape(1, gh, gw, -1)
+
+
+def _pad_to_levels(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) at the bottom/right: sides become multiples of the reduction ``r`` and at
+    least ``2 * r``, the smallest map whose deepest level still has the 2x2 tokens the decoder upsamples from."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = max((-h) % r, 2 * r - h), max((-w) % r, 2 * r - w)
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+    return x
+
+
+# fx records these as single calls: their padding depends on the map size
+torch.fx.wrap("pad_bottom_right_corner")
+torch.fx.wrap("linear")  # oneDNN or ATen chosen when the graph runs, as in eager mode
+torch.fx.wrap("_conv2d")
+torch.fx.wrap("_pad_to_levels")
+torch.fx.wrap("_pos_embed_for")
+
+
 class LocalGlobalGaussianAttention(nn.Module):
     """Local-global Gaussian-weighted self-attention (LGG-SA, official ``CSAttention``).
 
@@ -257,7 +284,7 @@ class LocalGlobalGaussianAttention(nn.Module):
         b, h, w, c = x.shape
         ws = self.window_size
         pad_h, pad_w = (-h) % ws, (-w) % ws
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             x = pad_bottom_right_corner(x, pad_h, pad_w)
         hp, wp = h + pad_h, w + pad_w
         gh, gw = hp // ws, wp // ws
@@ -536,6 +563,13 @@ class MTUNet(nn.Module):
             else nn.Identity()
 
     def _check_and_pad(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        if is_fx_tracing():
+            # an fx graph is recorded for inputs of this model's configuration (in_chans channels);
+            # a dynamic-size model pads in one recorded call
+            h, w = x.shape[-2], x.shape[-1]
+            if self.dynamic_img_size:
+                x = _pad_to_levels(x, self.reduction)
+            return x.contiguous(memory_format=torch.channels_last), (h, w)
         check_input(x, model=self)
         name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__
         c = x.shape[1]
@@ -552,12 +586,7 @@ class MTUNet(nn.Module):
                     f"(its position embedding fixes the size), got {tuple(x.shape)}; create it with "
                     f"img_size={h if h == w else (h, w)} (for a multiple of {self.reduction}) or "
                     f"dynamic_img_size=True to resize the position embedding")
-            # padded sides are multiples of the reduction and at least two reduction steps, the
-            # smallest map whose deepest level still has the 2x2 tokens the decoder upsamples from
-            r = self.reduction
-            pad_h, pad_w = max((-h) % r, 2 * r - h), max((-w) % r, 2 * r - w)
-            if pad_h or pad_w:
-                x = F.pad(x, (0, pad_w, 0, pad_h))
+            x = _pad_to_levels(x, self.reduction)
         # channels-last convs are much faster on CPU (oneDNN), and the transformer stages then
         # get their NHWC tokens by a free permute
         return x.contiguous(memory_format=torch.channels_last), (h, w)

@@ -39,7 +39,7 @@ from timm.models._manipulate import checkpoint_seq
 from zoo.hub import unwrap_state_dict
 from zoo.layers.neighborhood_attention import NeighborhoodAttention2d, na_min_size
 from zoo.registry import register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 __all__ = ["NAT", "NATIsotropic", "NATLayer", "checkpoint_filter_fn"]
 
@@ -104,7 +104,7 @@ class PatchEmbed16(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.patch_size
         pad_h, pad_w = (-x.shape[2]) % p, (-x.shape[3]) % p
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 

@@ -31,6 +31,8 @@ from zoo.registry import register_family, register_model
 from zoo.restore import pad_to_multiple
 from zoo.validation import check_input
 
+torch.fx.wrap("pad_to_multiple")  # fx: one call (reflect or replicate padding depends on the size)
+
 __all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "RestormerBlocks", "ChannelLayerNorm"]
 
 register_family(

@@ -56,7 +56,9 @@ from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.ffn import DetailSpecificFFN
 from zoo.layers.linear import linear
 from zoo.registry import register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
+
+torch.fx.wrap("linear")  # fx: one call, oneDNN or ATen chosen at run time as in eager mode
 
 __all__ = [
     "ShuntedTransformer", "ShuntedAttention", "ShuntedBlock", "checkpoint_filter_fn",
@@ -208,7 +210,7 @@ class ShuntedAttention(nn.Module):
             x = linear(x, sr.weight.flatten(1), sr.bias)
         else:
             pad_h, pad_w = (-x.shape[1]) % rate, (-x.shape[2]) % rate
-            if pad_h or pad_w:
+            if is_fx_tracing() or pad_h or pad_w:
                 x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
             x = _nhwc_conv(sr, x)
         x = self.act(norm(x))

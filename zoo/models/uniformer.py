@@ -52,6 +52,8 @@ from zoo.layers.linear import linear
 from zoo.registry import register_family, register_model
 from zoo.validation import check_input
 
+torch.fx.wrap("linear")  # fx: one call, oneDNN or ATen chosen at run time as in eager mode
+
 __all__ = [
     "UniFormer", "LocalBlock", "GlobalBlock", "GlobalMHRA", "PatchEmbed", "ConvStem", "ConvDownsample",
     "UniFormerStage", "UniFormerLight", "UniFormerLightStage", "EvoGlobalBlock", "checkpoint_filter_fn", "inflate_weights_2d_to_3d", "VARIANT_HEAD_DIMS",
@@ -298,6 +300,22 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     are several times faster on it, and the global blocks' ``flatten(2).transpose(1, 2)`` token view is
     then free. Logical shapes and values are unchanged."""
     return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
+
+
+def _num_kept(n: int, ratio: float) -> int:
+    return int(n * ratio)
+
+
+def _blend_scores(score: torch.Tensor, cls_row: torch.Tensor, t: float) -> torch.Tensor:
+    if score.shape[1] == cls_row.shape[1]:
+        return (1 - t) * score + t * cls_row
+    n = cls_row.shape[1] - 1
+    return torch.cat([(1 - t) * score[:, :n] + t * cls_row[:, :n], score[:, n:]], dim=1)
+
+
+torch.fx.wrap("_blend_scores")  # fx: which scores are blended depends on the token count
+torch.fx.wrap("_channels_last")  # fx: the memory format depends on the input's rank
+torch.fx.wrap("_num_kept")  # fx: the kept-token count depends on the map size
 
 
 class UniFormerStage(nn.Module):
@@ -614,11 +632,7 @@ class EvoGlobalBlock(nn.Module):
         """
         if score is None:
             return cls_row
-        t = self.trade_off
-        if score.shape[1] == cls_row.shape[1]:
-            return (1 - t) * score + t * cls_row
-        n = cls_row.shape[1] - 1
-        return torch.cat([(1 - t) * score[:, :n] + t * cls_row[:, :n], score[:, n:]], dim=1)
+        return _blend_scores(score, cls_row, self.trade_off)
 
     def _residuals(self, z: torch.Tensor, score: Optional[torch.Tensor]):
         a, cls_row = self.attn(self.norm1(z))
@@ -640,7 +654,7 @@ class EvoGlobalBlock(nn.Module):
             return z[:, :1], z[:, 1:].transpose(1, 2).reshape(B, C, H, W), score
         if score is None:
             raise ValueError("a pruning block needs the token scores of an earlier block")
-        keep = int(N * self.prune_ratio)
+        keep = _num_kept(N, self.prune_ratio)
         order = torch.argsort(score, dim=1, descending=True)
         t_sorted = torch.gather(t, 1, order.unsqueeze(-1).expand(-1, -1, C))
         score = torch.gather(score, 1, order)

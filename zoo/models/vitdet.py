@@ -44,7 +44,7 @@ from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.rel_pos import get_rel_pos
 from zoo.layers.window_attention import window_partition, window_reverse
 from zoo.registry import register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 __all__ = ["VitDet", "RelPosAttention", "VitDetBlock", "checkpoint_filter_fn"]
 
@@ -201,6 +201,20 @@ class VitDetBlock(nn.Module):
         return x
 
 
+def _resize_abs_pos(pos_embed: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    pos = pos_embed[:, 1:]
+    g = int(math.sqrt(pos.shape[1]))
+    pos = pos.reshape(1, g, g, -1)
+    if (g, g) != (h, w):
+        pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
+        pos = pos.permute(0, 2, 3, 1)
+    return pos
+
+
+torch.fx.wrap("_resize_abs_pos")
+torch.fx.wrap("get_rel_pos")  # one call in an fx graph: the resize depends on the map size
+
+
 class VitDet(nn.Module):
     """ViTDet backbone: plain ViT trunk (channels-last inside) + optional simple feature pyramid."""
 
@@ -321,19 +335,13 @@ class VitDet(nn.Module):
 
     def _abs_pos(self, h: int, w: int) -> torch.Tensor:
         """The 14x14 position grid (class slot dropped) resized bicubically to ``(1, h, w, C)``."""
-        pos = self.pos_embed[:, 1:]
-        g = int(math.sqrt(pos.shape[1]))
-        pos = pos.reshape(1, g, g, -1)
-        if (g, g) != (h, w):
-            pos = F.interpolate(pos.permute(0, 3, 1, 2), size=(h, w), mode="bicubic", align_corners=False)
-            pos = pos.permute(0, 2, 3, 1)
-        return pos
+        return _resize_abs_pos(self.pos_embed, h, w)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
         p = self.patch_size
         pad_h, pad_w = (p - H % p) % p, (p - W % p) % p
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         x = self.patch_embed.proj(x).permute(0, 2, 3, 1)  # (B, h, w, C)
         return x + self._abs_pos(x.shape[1], x.shape[2]).to(x.dtype)

@@ -41,7 +41,7 @@ from zoo.layers.conv_pos_embed import ConvPosEmbed
 from zoo.layers.rel_pos import RelPosBias, resize_rel_pos_bias_table
 from zoo.layers.window_attention import window_partition, window_reverse
 from zoo.registry import register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 __all__ = ["VaryingWindowAttention", "ReductionCell", "NormalCell", "ViTAEv2VSA", "SwinVSA", "checkpoint_filter_fn"]
 
@@ -132,27 +132,13 @@ class VaryingWindowAttention(nn.Module):
 
         Built in float64 as the official code does at construction, then cast; cached per padded size.
         """
+        if is_fx_tracing():
+            return _window_grid(Hp, Wp, self.window_size, device, dtype)
         key = (Hp, Wp, str(device), dtype)
         cached = self._grid_cache.get(key)
         if cached is not None:
             return cached
-        ws = self.window_size
-        nh, nw = Hp // ws, Wp // ws
-        f64 = dict(device=device, dtype=torch.float64)
-
-        def axis(n: int, nwin: int) -> Tuple[torch.Tensor, torch.Tensor]:
-            centre = torch.linspace(-1, 1, n, **f64).view(nwin, ws).mean(-1)  # avg-pooled pixel grid
-            rel = torch.arange(ws, **f64) * 2 * ws / ws / (n - 1)
-            return centre, rel - rel.mean()
-
-        cx, rx = axis(Wp, nw)
-        cy, ry = axis(Hp, nh)
-        centre = torch.stack(torch.broadcast_tensors(
-            cx.view(1, 1, nw, 1), cy.view(nh, 1, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
-        rel = torch.stack(torch.broadcast_tensors(
-            rx.view(1, 1, 1, ws), ry.view(1, ws, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
-        base = (centre + rel).to(dtype).contiguous()
-        rel = rel.to(dtype).contiguous()
+        base, rel = _window_grid(Hp, Wp, self.window_size, device, dtype)
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or device.type == "meta"):
             if len(self._grid_cache) > 16:
                 self._grid_cache.clear()
@@ -165,7 +151,7 @@ class VaryingWindowAttention(nn.Module):
         H, W = size
         ws, nh, nw = self.window_size, Hp // self.window_size, Wp // self.window_size
         pooled = F.leaky_relu(x.view(B, nh, ws, nw, ws, C).mean((2, 4)), 0.01)
-        norm = x.new_tensor([max(W // ws, 1), max(H // ws, 1)])
+        norm = _offset_norm(x, H, W, ws)
         offsets = (self.sampling_offsets(pooled).view(B, nh, nw, self.num_heads, 2) / norm)
         scales = self.sampling_scales(pooled).view(B, nh, nw, self.num_heads, 2)
         offsets = offsets.permute(0, 3, 1, 2, 4).reshape(B * self.num_heads, nh, 1, nw, 1, 2)
@@ -180,11 +166,11 @@ class VaryingWindowAttention(nn.Module):
         pad_h, pad_w = (ws - H % ws) % ws, (ws - W % ws) % ws
         Hp, Wp = H + pad_h, W + pad_w
         nh, nw = Hp // ws, Wp // ws
-        xp = F.pad(x, (0, 0, 0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+        xp = F.pad(x, (0, 0, 0, pad_w, 0, pad_h)) if is_fx_tracing() or pad_h or pad_w else x
         grid = self.sampling_grid(xp, (H, W))
 
         qkv = self.qkv(x)
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             qkv = F.pad(qkv, (0, 0, 0, pad_w, 0, pad_h))
         q, kv = qkv.split([self.out_dim, 2 * self.out_dim], dim=-1)
         # one grid_sample for K and V: (B * heads, 2 * hd, Hp, Wp), batch-major then head
@@ -213,8 +199,51 @@ def _conv_input(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous() if x.dtype == torch.float64 else x
 
 
+torch.fx.wrap("_conv_input")  # fx: one call (its layout choice depends on the dtype)
+
+
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
+
+
+def _window_grid(Hp: int, Wp: int, ws: int, device: torch.device, dtype: torch.dtype):
+    """Window centres and in-window relative coordinates, ``(nh, ws, nw, ws, 2)`` each, (x, y) last."""
+    nh, nw = Hp // ws, Wp // ws
+    f64 = dict(device=device, dtype=torch.float64)
+
+    def axis(n: int, nwin: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        centre = torch.linspace(-1, 1, n, **f64).view(nwin, ws).mean(-1)  # avg-pooled pixel grid
+        rel = torch.arange(ws, **f64) * 2 * ws / ws / (n - 1)
+        return centre, rel - rel.mean()
+
+    cx, rx = axis(Wp, nw)
+    cy, ry = axis(Hp, nh)
+    centre = torch.stack(torch.broadcast_tensors(
+        cx.view(1, 1, nw, 1), cy.view(nh, 1, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
+    rel = torch.stack(torch.broadcast_tensors(
+        rx.view(1, 1, 1, ws), ry.view(1, ws, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
+    return (centre + rel).to(dtype).contiguous(), rel.to(dtype).contiguous()
+
+
+def _offset_norm(x: torch.Tensor, H: int, W: int, ws: int) -> torch.Tensor:
+    """The (x, y) divisor of the regressed offsets: windows per side of the unpadded map (at least 1)."""
+    return x.new_tensor([max(W // ws, 1), max(H // ws, 1)])
+
+
+def _prm_padding(size: int, kernel_size: int, stride: int, dilation: int) -> int:
+    k, s = kernel_size, stride
+    pad = math.ceil(((k - 1) * dilation + 1 - s) / 2)
+    if size % s:
+        out = (size + 2 * (pad + 1) - (k - 1) * dilation - 1) // s + 1
+        if out == -(-size // s):
+            pad += 1
+    return pad
+
+
+# fx records these as single calls: they compute sizes and grids from the map size
+torch.fx.wrap("_window_grid")
+torch.fx.wrap("_offset_norm")
+torch.fx.wrap("_prm_padding")
 
 
 class PyramidReductionModule(nn.Module):
@@ -236,16 +265,10 @@ class PyramidReductionModule(nn.Module):
         self.out_chs = embed_dim * len(self.dilations)
 
     def _padding(self, size: int, dilation: int) -> int:
-        k, s = self.kernel_size, self.stride
-        pad = math.ceil(((k - 1) * dilation + 1 - s) / 2)
-        if size % s:
-            out = (size + 2 * (pad + 1) - (k - 1) * dilation - 1) // s + 1
-            if out == -(-size // s):
-                pad += 1
-        return pad
+        return _prm_padding(size, self.kernel_size, self.stride, dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        H, W = x.shape[-2:]
+        H, W = x.shape[-2], x.shape[-1]
         ys = [
             F.gelu(F.conv2d(x, conv.weight, conv.bias, self.stride,
                             (self._padding(H, d), self._padding(W, d)), d))
