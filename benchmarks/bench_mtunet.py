@@ -5,7 +5,7 @@
     ``GaussianTrans``'s Python double loop over rows and columns, distance tensors built per position),
     at every grid the official model runs it on (7x7 @ 256 and 512, 4x4 @ 512, 2x2 @ 1024), with the
     official model's layer counts; the attention alone and the whole layer (with q/k/v projections).
-(b) the whole zoo MT-UNet (mtunet_synapse) against timm's swin_tiny_patch4_window7_224.
+(b) the whole zoo MT-UNet (mtunet.synapse) against timm's swin_tiny_patch4_window7_224.
 
 usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T]
 """
@@ -114,9 +114,9 @@ def bench_axial(rounds: int) -> None:
 
 
 def bench_model(rounds: int) -> None:
-    print("(b) whole model, 224x224 batch 1: zoo mtunet_synapse vs timm swin_tiny_patch4_window7_224")
+    print("(b) whole model, 224x224 batch 1: zoo mtunet.synapse vs timm swin_tiny_patch4_window7_224")
     torch.manual_seed(0)
-    mt = zoo.create_model("mtunet_synapse").eval()
+    mt = zoo.create_model("mtunet.synapse").eval()
     sw = timm.create_model("swin_tiny_patch4_window7_224").eval()
     x = torch.randn(1, 3, 224, 224)
     ratios, t_mt, t_sw = [], [], []

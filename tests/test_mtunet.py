@@ -12,7 +12,7 @@ from zoo.models.mtunet import (
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
-VARIANTS = {"mtunet_synapse": "mtunet/mtunet_synapse", "mtunet_acdc": "mtunet/mtunet_acdc"}
+VARIANTS = {"mtunet.synapse": "mtunet/mtunet_synapse", "mtunet.acdc": "mtunet/mtunet_acdc"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,17 +104,17 @@ def test_checkpoint_filter_maps_every_official_key(name):
 
 
 def test_checkpoint_filter_resizes_the_position_embedding():
-    m = _meta_model("mtunet_synapse", img_size=256)
-    official = {k: torch.zeros(s, device="meta") for k, s in manifest(VARIANTS["mtunet_synapse"])["state_dict"].items()}
+    m = _meta_model("mtunet.synapse", img_size=256)
+    official = {k: torch.zeros(s, device="meta") for k, s in manifest(VARIANTS["mtunet.synapse"])["state_dict"].items()}
     out = checkpoint_filter_fn(official, m)
     assert out["stem.pos_embed"].shape == (1, 32 * 32, 256)
 
 
 def test_wrong_size_is_a_clear_error():
-    m = _meta_model("mtunet_synapse")
-    with pytest.raises(ValueError, match=r"mtunet_synapse.*224, 224.*dynamic_img_size"):
+    m = _meta_model("mtunet.synapse")
+    with pytest.raises(ValueError, match=r"mtunet .*224, 224.*dynamic_img_size"):
         m(torch.zeros(1, 1, 256, 256, device="meta"))
-    with pytest.raises(ValueError, match="mtunet_synapse"):
+    with pytest.raises(ValueError, match="mtunet "):
         m(torch.zeros(1, 2, 224, 224, device="meta"))
 
 
@@ -123,14 +123,14 @@ def test_wrong_size_is_a_clear_error():
 # ---------------------------------------------------------------------------------------------
 def bundle_model_args(meta):
     """(registered name, constructor overrides) of the zoo model with the parity bundle's official config."""
-    return "mtunet_synapse", dict(num_classes=meta["official_kwargs"]["out_ch"])
+    return "mtunet.synapse", dict(num_classes=meta["official_kwargs"]["out_ch"])
 
 
 @pytest.fixture(scope="module")
 def parity():
     bundle = load_bundle("mtunet", "mtunet_full_synapse")
     with torch.device("meta"):  # skip the random init of 79M parameters: every tensor comes from the bundle
-        model = zoo.create_model("mtunet_synapse", num_classes=bundle["meta"]["output_shape"][1])
+        model = zoo.create_model("mtunet.synapse", num_classes=bundle["meta"]["output_shape"][1])
     model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), model), strict=True, assign=True)
     model = model.double().eval()
     assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
@@ -160,7 +160,7 @@ TEST_SIZES = [(64, 64), (50, 70)]
 @pytest.mark.parametrize("size", TEST_SIZES)
 def test_test_model_forward_backward_reaches_every_used_param(size):
     torch.manual_seed(0)
-    m = zoo.create_model("mtunet_test")
+    m = zoo.create_model("test_mtunet")
     x = torch.randn(2, 3, *size)
     y = m(x)
     assert y.shape == (2, m.num_classes, *size)
@@ -172,7 +172,7 @@ def test_test_model_forward_backward_reaches_every_used_param(size):
 
 @pytest.mark.parametrize("size", TEST_SIZES)
 def test_test_model_features_are_nchw_encoder_levels(size):
-    m = zoo.create_model("mtunet_test", features_only=True)
+    m = zoo.create_model("test_mtunet", features_only=True)
     feats = m(torch.randn(2, 3, *size))
     info = m.feature_info
     assert [i["reduction"] for i in info.get_dicts()] == [1, 2, 4, 8, 16, 32]
@@ -184,7 +184,7 @@ def test_test_model_features_are_nchw_encoder_levels(size):
 
 def test_test_model_intermediates_and_one_channel_input():
     torch.manual_seed(0)
-    m = zoo.create_model("mtunet_test").eval()
+    m = zoo.create_model("test_mtunet").eval()
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
         final, feats = m.forward_intermediates(x)
@@ -192,25 +192,25 @@ def test_test_model_intermediates_and_one_channel_input():
         torch.testing.assert_close(m(x), m(x.repeat(1, 3, 1, 1)))
         only = m.forward_intermediates(x, indices=[1, 3], intermediates_only=True)
     assert len(only) == 2 and only[1].shape == feats[3].shape
-    m1 = zoo.create_model("mtunet_test", in_chans=1)
+    m1 = zoo.create_model("test_mtunet", in_chans=1)
     assert m1(x).shape == (1, 4, 64, 64)
 
 
 def test_test_model_rejects_bad_input():
-    m = zoo.create_model("mtunet_test")
-    with pytest.raises(ValueError, match="mtunet_test"):
+    m = zoo.create_model("test_mtunet")
+    with pytest.raises(ValueError, match="test_mtunet"):
         m(torch.randn(3, 64, 64))
-    with pytest.raises(ValueError, match="mtunet_test"):
+    with pytest.raises(ValueError, match="test_mtunet"):
         m(torch.randn(1, 2, 64, 64))
-    with pytest.raises(TypeError, match="mtunet_test"):
+    with pytest.raises(TypeError, match="test_mtunet"):
         m(torch.zeros(1, 3, 64, 64, dtype=torch.long))
-    fixed = zoo.create_model("mtunet_test", dynamic_img_size=False)
-    with pytest.raises(ValueError, match="mtunet_test.*dynamic_img_size"):
+    fixed = zoo.create_model("test_mtunet", dynamic_img_size=False)
+    with pytest.raises(ValueError, match="test_mtunet.*dynamic_img_size"):
         fixed(torch.randn(1, 3, 50, 70))
 
 
 def test_test_model_grad_checkpointing_and_reset():
-    m = zoo.create_model("mtunet_test")
+    m = zoo.create_model("test_mtunet")
     m.set_grad_checkpointing()
     m(torch.randn(1, 3, 64, 64)).mean().backward()
     m.reset_classifier(2)
@@ -222,7 +222,7 @@ def test_fast_inference_kernels_match_the_autograd_path():
     """float32 CPU inference uses oneDNN kernels with folded BatchNorm and fused ReLU; with autograd
     on it uses the plain F.conv2d / F.linear path: both must agree."""
     torch.manual_seed(0)
-    m = zoo.create_model("mtunet_test").eval()
+    m = zoo.create_model("test_mtunet").eval()
     for mod in m.modules():  # non-trivial BN statistics
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.running_mean.uniform_(-0.2, 0.2)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from timm.layers import DropPath, Mlp, resize_rel_pos_bias_table, to_2tuple, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
@@ -618,7 +618,7 @@ default_cfgs = generate_default_cfgs({
     "mixformer_b4.in1k": _paddle_cfg(4),
     "mixformer_b5": _cfg(),
     "mixformer_b6.in1k": _paddle_cfg(6),
-    "mixformer_test": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    "test_mixformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
 
@@ -679,7 +679,13 @@ def mixformer_b6(pretrained: bool = False, **kwargs: Any) -> MixFormer:
 
 
 @register_model(family="mixformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def mixformer_test(pretrained: bool = False, **kwargs: Any) -> MixFormer:
+def test_mixformer(pretrained: bool = False, **kwargs: Any) -> MixFormer:
     """Tiny MixFormer (the structure of the parity bundle: widths 16-128, one block per stage)."""
     model_args = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
-    return _create_mixformer("mixformer_test", pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_mixformer("test_mixformer", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "mixformer_test": "test_mixformer",
+})

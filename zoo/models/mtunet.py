@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from timm.layers import ConvNormAct, DropPath, resample_abs_pos_embed, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 
 from zoo.layers.linear import Linear, linear as _linear, onednn_usable
@@ -765,7 +765,7 @@ def _cfg(url: str = "", **kwargs):
         "num_classes": 9,
         # official models take 3 channels (a 1-channel slice is repeated to 3 inside forward)
         "input_size": (3, 224, 224),
-        "pool_size": None,
+        "pool_size": (224, 224),  # forward_features: the decoder map at the input size
         "crop_pct": 1.0,
         "interpolation": "bicubic",
         "fixed_input_size": True,
@@ -784,43 +784,44 @@ def _cfg(url: str = "", **kwargs):
 default_cfgs = generate_default_cfgs({
     # The official weights are plain state_dicts on Google Drive and Zenodo (no direct URL);
     # download them by hand and load with pretrained_cfg_overlay=dict(file=...).
-    "mtunet_synapse.synapse": _cfg(
+    "mtunet.synapse": _cfg(
         num_classes=9,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
                "1frQAK05UtiAO8rvKG9y5GXABaH70_-Hu (README 2022/01/04 update, Synapse DSC 79.20).",
                "Input: one CT slice (B, 1, 224, 224) or repeated (B, 3, 224, 224), preprocessed as in "
                "TransUNet's Synapse data.")),
-    "mtunet_acdc.acdc": _cfg(
+    "mtunet.acdc": _cfg(
         num_classes=4,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
                "1eo6d-d_kR0qbHBIHq49TQ1CFpPLypJUT (README 2022/01/05 update, ACDC DSC 91.61).",
                "Input: one MR slice (B, 1, 224, 224) or repeated to 3 channels; the authors' own ACDC split.")),
-    "mtunet_test": _cfg(num_classes=4, input_size=(3, 64, 64), fixed_input_size=False, mean=(0.5, 0.5, 0.5),
-                        std=(0.5, 0.5, 0.5)),
+    "test_mtunet": _cfg(num_classes=4, input_size=(3, 64, 64), pool_size=(64, 64), fixed_input_size=False,
+                        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
 })
 
 
 @register_model(family="mtunet", task="segmentation", official_params=79_075_389, manifest="mtunet/mtunet_synapse",
                 reported={"synapse": dict(metric="dsc", value=79.20, dataset="synapse",
-                                          source="official README (2022/01/04 update); paper 78.59")})
-def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
-    """MT-UNet for Synapse multi-organ CT (9 classes incl. background)."""
-    model_args = dict(num_classes=9)
-    return _create_mtunet("mtunet_synapse", pretrained=pretrained, **dict(model_args, **kwargs))
-
-
-@register_model(family="mtunet", task="segmentation", official_params=79_075_064, manifest="mtunet/mtunet_acdc",
-                reported={"acdc": dict(metric="dsc", value=91.61, dataset="acdc",
+                                          source="official README (2022/01/04 update); paper 78.59"),
+                          "acdc": dict(metric="dsc", value=91.61, dataset="acdc",
                                        source="official README (2022/01/05 update)")})
-def mtunet_acdc(pretrained: bool = False, **kwargs) -> MTUNet:
-    """MT-UNet for ACDC cardiac MR (4 classes incl. background)."""
-    model_args = dict(num_classes=4)
-    return _create_mtunet("mtunet_acdc", pretrained=pretrained, **dict(model_args, **kwargs))
+def mtunet(pretrained: bool = False, **kwargs) -> MTUNet:
+    """MT-UNet: Synapse multi-organ CT (9 classes incl. background) and ACDC cardiac MR (4 classes) weights;
+    ``num_classes`` follows the tag's cfg (``mtunet.acdc``: 4, 79,075,064 parameters as the official model)."""
+    return _create_mtunet("mtunet", pretrained=pretrained, **kwargs)
 
 
 @register_model(family="mtunet", task="segmentation", test_model=True, test_sizes=[(64, 64), (50, 70)])
-def mtunet_test(pretrained: bool = False, **kwargs) -> MTUNet:
+def test_mtunet(pretrained: bool = False, **kwargs) -> MTUNet:
     """Tiny MT-UNet for tests: same structure, small widths, 64x64 position grid, any input size."""
     model_args = dict(img_size=64, num_classes=4, stem_widths=(8, 8, 16), embed_dims=(16, 32, 64),
                       num_heads=2, num_memory=8, dynamic_img_size=True)
-    return _create_mtunet("mtunet_test", pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_mtunet("test_mtunet", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "mtunet_synapse": "mtunet.synapse",
+    "mtunet_acdc": "mtunet.acdc",
+    "mtunet_test": "test_mtunet",
+})

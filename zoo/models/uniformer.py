@@ -42,7 +42,7 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs
+from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
@@ -1142,11 +1142,10 @@ default_cfgs = generate_default_cfgs({
     "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
     "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
 
-    "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
-    "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
-                                           **_CONV_STEM),
-    "uniformer_video_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2, 2), num_classes=10,
-                                           notes=("input (B, 3, 4, 64, 64)",)),
+    "test_uniformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10),
+    "test_uniformer_light": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, **_CONV_STEM),
+    # a video cfg gives the clip: input_size (C, T, H, W), pool_size (T', H', W') (see zoo.registry)
+    "test_uniformer_video": _cfg(input_size=(3, 4, 64, 64), pool_size=(2, 2, 2), num_classes=10),
 })
 
 
@@ -1302,17 +1301,17 @@ def uniformer_base_k400(pretrained: bool = False, **kwargs) -> UniFormer:
 
 
 @register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def uniformer_test(pretrained: bool = False, **kwargs) -> UniFormer:
+def test_uniformer(pretrained: bool = False, **kwargs) -> UniFormer:
     """Tiny image UniFormer for the general tests (patch stem, layer scale, token-labeling head)."""
-    return _build("uniformer_test", pretrained,
+    return _build("test_uniformer", pretrained,
                   dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, ls_init_value=1e-6,
                        aux_head=True), kwargs)
 
 
 @register_model(family="uniformer", task="video", test_model=True, test_sizes=[(4, 64, 64), (3, 70, 95)])
-def uniformer_video_test(pretrained: bool = False, **kwargs) -> UniFormer:
+def test_uniformer_video(pretrained: bool = False, **kwargs) -> UniFormer:
     """Tiny video UniFormer for the general tests."""
-    return _build("uniformer_video_test", pretrained,
+    return _build("test_uniformer_video", pretrained,
                   dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, spatial_dims=3), kwargs)
 
 
@@ -1340,9 +1339,17 @@ def uniformer_xs(pretrained: bool = False, **kwargs) -> UniFormerLight:
 
 
 @register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def uniformer_light_test(pretrained: bool = False, **kwargs) -> UniFormerLight:
+def test_uniformer_light(pretrained: bool = False, **kwargs) -> UniFormerLight:
     """Tiny light UniFormer (token pruning, layer scale) for the general tests."""
     arch = dict(depths=(1, 1, 3, 2), embed_dims=(16, 32, 48, 64), head_dim=16, mlp_ratio=3.,
                 prune_ratios=((), (), (1, 0.5, 0.5), (0.5, 0.5)), trade_offs=((), (), (1, 0.5, 0.5), (0.5, 0.5)),
                 ls_init_value=1e-6)
-    return _create_uniformer("uniformer_light_test", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+    return _create_uniformer("test_uniformer_light", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+
+
+# old test-model names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "uniformer_test": "test_uniformer",
+    "uniformer_light_test": "test_uniformer_light",
+    "uniformer_video_test": "test_uniformer_video",
+})

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models.swin_transformer import PatchMerging
@@ -745,7 +745,7 @@ _RESEARCH_ONLY = "research-only (README: 'This project is for research purpose o
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     return {
         "url": url,
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
+        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
         "crop_pct": .9, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stages.0.downsample.prm.convs.0", "classifier": "head.fc",
@@ -759,7 +759,7 @@ _ORIGIN = "https://github.com/ViTAE-Transformer/ViTAE-VSA"
 default_cfgs = generate_default_cfgs({
     # Official weights are OneDrive shares (no direct download URL): download the file and load it with
     # zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=PATH)).
-    "vitaev2_vsa_s.in1k": _cfg(
+    "vitaev2_vsa_small.in1k": _cfg(
         origin_url="https://1drv.ms/u/s!AimBgYV7JjTlgcgB0Xlyc3U4WO11AQ?e=AGRBDl", license=_RESEARCH_ONLY,
         notes=("official checkpoint: https://1drv.ms/u/s!AimBgYV7JjTlgcgB0Xlyc3U4WO11AQ?e=AGRBDl "
                "(OneDrive share link from the official README; timm CheckpointSaver file, EMA weights preferred)",)),
@@ -767,18 +767,18 @@ default_cfgs = generate_default_cfgs({
         origin_url="https://1drv.ms/u/s!AimBgYV7JjTlgcgCOt1UwhNQRfO0bw?e=rtEQJV", license=_RESEARCH_ONLY,
         notes=("official checkpoint: https://1drv.ms/u/s!AimBgYV7JjTlgcgCOt1UwhNQRfO0bw?e=rtEQJV "
                "(OneDrive share link from the official README; timm CheckpointSaver file, EMA weights preferred)",)),
-    "vitaev2_vsa_widepcm_s.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "vitaev2_vsa_widepcm_b.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "vitaev2_vsa_widepcm_b_ws12.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "vitaev2_vsa_test.untrained": _cfg(input_size=(3, 64, 64), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "swin_vsa_tiny.untrained": _cfg(
+    "vitaev2_vsa_widepcm_small": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "vitaev2_vsa_widepcm_base": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "vitaev2_vsa_widepcm_base_ws12": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "test_vitaev2_vsa": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "swin_vsa_tiny": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-T with VSA + CPE as the paper describes; no official code or weights",)),
-    "swin_vsa_small.untrained": _cfg(
+    "swin_vsa_small": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-S with VSA + CPE as the paper describes; no official code or weights",)),
-    "swin_vsa_test.untrained": _cfg(
-        input_size=(3, 64, 64), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "test_swin_vsa": _cfg(
+        input_size=(3, 64, 64), pool_size=(2, 2), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
 })
 
 _VSA_COMMON = dict(
@@ -789,17 +789,17 @@ _VSA_COMMON = dict(
 @register_model(
     family="vsa", task="classification", official_params=19_773_300, manifest="vsa/ViTAEv2_VSA_S",
     reported={"in1k": dict(metric="top1", value=82.7, dataset="imagenet-1k", source="official README (ViTAEv2*-S+VSA)")})
-def vitaev2_vsa_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_small(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(64, 64, 128, 256), token_dims=(64, 128, 256, 512), depths=(2, 2, 8, 2),
                 num_heads=(2, 4, 8, 16), rc_heads=(2, 2, 4, 8), wide_pcm=False, window_size=7, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_s", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_small", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", official_params=20_342_442, manifest="vsa/ViTAEv2_VSA_widePCM_S")
-def vitaev2_vsa_widepcm_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_widepcm_small(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(64, 64, 128, 256), token_dims=(64, 128, 256, 512), depths=(2, 2, 8, 2),
                 num_heads=(2, 4, 8, 16), rc_heads=(2, 4, 8, 16), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_s", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_small", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -813,28 +813,28 @@ def vitaev2_vsa_widepcm_48m(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
 
 
 @register_model(family="vsa", task="classification", official_params=93_711_532, manifest="vsa/ViTAEv2_VSA_widePCM_B")
-def vitaev2_vsa_widepcm_b(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_widepcm_base(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(128, 128, 256, 512), token_dims=(128, 256, 512, 1024), depths=(2, 2, 12, 2),
                 num_heads=(4, 8, 16, 32), rc_heads=(4, 8, 16, 32), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_b", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_base", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
     family="vsa", task="classification", official_params=93_833_932, manifest="vsa/ViTAEv2_VSA_widePCM_B_ws12")
-def vitaev2_vsa_widepcm_b_ws12(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_widepcm_base_ws12(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     # the official factory omits wide_pcm, so the constructor default (True) applies
     args = dict(embed_dims=(128, 128, 256, 512), token_dims=(128, 256, 512, 1024), depths=(2, 2, 12, 2),
                 num_heads=(4, 8, 16, 32), rc_heads=(4, 8, 16, 32), wide_pcm=True, window_size=12, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_b_ws12", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_base_ws12", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def vitaev2_vsa_test(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def test_vitaev2_vsa(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(8, 8, 16, 16), token_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1),
                 num_heads=(1, 2, 2, 2), rc_heads=(1, 1, 2, 2), nc_groups=(1, 4, 8, 8), rc_groups=(1, 4, 4, 8),
                 wide_pcm=False, window_size=4, mlp_ratio=2., downsample_ratios=(4, 2, 2, 2),
                 kernel_sizes=(7, 3, 3, 3), dilations=((1, 2, 3, 4), (1, 2, 3), (1, 2), (1, 2)))
-    return _create(ViTAEv2VSA, "vitaev2_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "test_vitaev2_vsa", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -856,6 +856,17 @@ def swin_vsa_small(pretrained: bool = False, **kwargs) -> SwinVSA:
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def swin_vsa_test(pretrained: bool = False, **kwargs) -> SwinVSA:
+def test_swin_vsa(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), window_size=4, drop_path_rate=0.)
-    return _create(SwinVSA, "swin_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(SwinVSA, "test_swin_vsa", pretrained=pretrained, **dict(args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "vitaev2_vsa_s": "vitaev2_vsa_small",
+    "vitaev2_vsa_widepcm_s": "vitaev2_vsa_widepcm_small",
+    "vitaev2_vsa_widepcm_b_ws12": "vitaev2_vsa_widepcm_base_ws12",
+    "vitaev2_vsa_widepcm_b": "vitaev2_vsa_widepcm_base",
+    "vitaev2_vsa_test": "test_vitaev2_vsa",
+    "swin_vsa_test": "test_swin_vsa",
+})
