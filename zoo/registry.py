@@ -187,7 +187,7 @@ def _unknown(name: str) -> ValueError:
     base, _ = _split_tag(name)
     close = difflib.get_close_matches(base, list(_ENTRIES), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    if not close and base in timm.list_models():
+    if base in timm.list_models():
         hint = " It is a timm model, not a zoo one: use timm.create_model for it."
     return ValueError(f"Unknown zoo model {name!r}.{hint} See zoo.list_models() for all names.")
 

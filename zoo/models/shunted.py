@@ -511,6 +511,7 @@ def _create_shunted(variant: str, pretrained: bool = False, **kwargs) -> Shunted
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+        "min_input_size": (3, 3, 3),  # ShuntedTransformer.min_input_size
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stem.conv.0", "classifier": "head.fc",
@@ -537,7 +538,7 @@ default_cfgs = generate_default_cfgs({
     "shunted_tiny.in1k": _official_cfg("T", 79.8),
     "shunted_small.in1k": _official_cfg("S", 82.9),
     "shunted_base.in1k": _official_cfg("B", 84.0),
-    "test_shunted": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), min_input_size=(3, 3, 3)),
+    "test_shunted": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
 

@@ -556,6 +556,7 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
         "num_classes": 0,
         "input_size": (3, 1024, 1024),
         "pool_size": (64, 64),  # forward_features: stride 16
+        "min_input_size": (3, 17, 17),  # the pyramid's stride-32 level needs two patches per side
         "crop_pct": 1.0,
         "interpolation": "bilinear",
         "fixed_input_size": False,
