@@ -35,13 +35,10 @@ NOT_APPLICABLE = {
                                 "returns (B, num_classes, H, W) (zoo's test_forward_backward covers it)",
         "test_model_default_cfgs*": "checks a pooled classifier head (reset_classifier(0) -> (B, C)); a "
                                     "segmentation head is per pixel",
-        "test_model_forward_fx": None,
     },
     "restoration": {
         "test_model_backward*": "builds the model with num_classes=42; a restoration model has no classifier",
         "test_model_default_cfgs*": "checks a pooled classifier head; a restoration model has none",
-        "test_model_forward_features": "a restoration model has no feature pyramid (features_only is refused)",
-        "test_model_forward_intermediates_features": "a restoration model has no feature pyramid",
     },
     "video": {
         "test_model_default_cfgs*": "checks 2-D spatial outputs (len(spatial_axis) == 2); video maps are "
