@@ -193,8 +193,8 @@ RENAMED = {
 RENAMED_TEST_MODELS = {
     "nat_test": "test_nat", "nat_isotropic_test": "test_nat_isotropic", "shunted_test": "test_shunted",
     "uniformer_test": "test_uniformer", "uniformer_light_test": "test_uniformer_light",
-    "uniformer_video_test": "test_uniformer_video", "vitaev2_vsa_test": "test_vitaev2_vsa",
-    "swin_vsa_test": "test_swin_vsa", "mixformer_test": "test_mixformer", "mtunet_test": "test_mtunet",
+    "uniformer_video_test": "test_uniformer_video", "vitaev2_vsa_test": "test_vsa",
+    "swin_vsa_test": "test_vsa_swin", "mixformer_test": "test_mixformer", "mtunet_test": "test_mtunet",
     "restormer_test": "test_restormer", "vitdet_test": "test_vitdet",
 }
 

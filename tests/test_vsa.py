@@ -56,7 +56,7 @@ def test_checkpoint_filter_maps_every_official_key(name):
 
 
 def test_checkpoint_filter_prefers_ema_weights():
-    m = zoo.create_model("test_vitaev2_vsa")
+    m = zoo.create_model("test_vsa")
     sd = m.state_dict()
     ckpt = {"state_dict": {k: torch.zeros_like(v) for k, v in sd.items()}, "state_dict_ema": sd}
     out = checkpoint_filter_fn(ckpt, m)
@@ -156,7 +156,7 @@ def test_any_map_size_including_smaller_than_window(size):
 
 @pytest.mark.parametrize("hw", [(61, 62), (63, 65), (32, 48)])
 def test_input_sizes_not_multiple_of_strides(hw):
-    m = zoo.create_model("test_vitaev2_vsa").eval()
+    m = zoo.create_model("test_vsa").eval()
     with torch.no_grad():
         feats = m.forward_intermediates(torch.randn(1, 3, *hw), intermediates_only=True)
     for f, r in zip(feats, (4, 8, 16, 32)):
@@ -174,7 +174,7 @@ def test_official_stochastic_depth_slicing_quirk():
 
 
 def test_vsa_test_model_contract_basics():
-    for name in ("test_vitaev2_vsa", "test_swin_vsa"):
+    for name in ("test_vsa", "test_vsa_swin"):
         m = zoo.create_model(name)
         x = torch.randn(2, 3, 70, 95)
         m(x).sum().backward()
@@ -194,7 +194,7 @@ def test_official_checkpoint_file_loads_through_create_model(tmp_path):
     torch.save({"epoch": 300, "state_dict": {"module." + k: torch.zeros_like(v) for k, v in official.items()},
                 "state_dict_ema": {"module." + k: v for k, v in official.items()}}, path)
     model = zoo.create_model(
-        "test_vitaev2_vsa", pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=10),
+        "test_vsa", pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=10),
         num_classes=10, embed_dims=kw["embed_dims"], token_dims=kw["token_dims"], depths=kw["NC_depth"],
         num_heads=kw["NC_heads"], rc_heads=kw["RC_heads"], nc_groups=kw["NC_group"], rc_groups=kw["RC_group"],
         wide_pcm=kw["wide_pcm"], window_size=kw["window_size"], mlp_ratio=kw["mlp_ratio"]).eval()

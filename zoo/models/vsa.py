@@ -770,14 +770,14 @@ default_cfgs = generate_default_cfgs({
     "vitaev2_vsa_widepcm_small": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
     "vitaev2_vsa_widepcm_base": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
     "vitaev2_vsa_widepcm_base_ws12": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "test_vitaev2_vsa": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "test_vsa": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
     "swin_vsa_tiny": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-T with VSA + CPE as the paper describes; no official code or weights",)),
     "swin_vsa_small": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-S with VSA + CPE as the paper describes; no official code or weights",)),
-    "test_swin_vsa": _cfg(
+    "test_vsa_swin": _cfg(
         input_size=(3, 64, 64), pool_size=(2, 2), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
 })
 
@@ -829,12 +829,12 @@ def vitaev2_vsa_widepcm_base_ws12(pretrained: bool = False, **kwargs) -> ViTAEv2
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def test_vitaev2_vsa(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def test_vsa(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(8, 8, 16, 16), token_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1),
                 num_heads=(1, 2, 2, 2), rc_heads=(1, 1, 2, 2), nc_groups=(1, 4, 8, 8), rc_groups=(1, 4, 4, 8),
                 wide_pcm=False, window_size=4, mlp_ratio=2., downsample_ratios=(4, 2, 2, 2),
                 kernel_sizes=(7, 3, 3, 3), dilations=((1, 2, 3, 4), (1, 2, 3), (1, 2), (1, 2)))
-    return _create(ViTAEv2VSA, "test_vitaev2_vsa", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "test_vsa", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -856,9 +856,9 @@ def swin_vsa_small(pretrained: bool = False, **kwargs) -> SwinVSA:
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def test_swin_vsa(pretrained: bool = False, **kwargs) -> SwinVSA:
+def test_vsa_swin(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), window_size=4, drop_path_rate=0.)
-    return _create(SwinVSA, "test_swin_vsa", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(SwinVSA, "test_vsa_swin", pretrained=pretrained, **dict(args, **kwargs))
 
 
 # old names keep working (timm warns and maps them; zoo.create_model resolves them too)
@@ -867,6 +867,6 @@ register_model_deprecations(__name__, {
     "vitaev2_vsa_widepcm_s": "vitaev2_vsa_widepcm_small",
     "vitaev2_vsa_widepcm_b_ws12": "vitaev2_vsa_widepcm_base_ws12",
     "vitaev2_vsa_widepcm_b": "vitaev2_vsa_widepcm_base",
-    "vitaev2_vsa_test": "test_vitaev2_vsa",
-    "swin_vsa_test": "test_swin_vsa",
+    "vitaev2_vsa_test": "test_vsa",
+    "swin_vsa_test": "test_vsa_swin",
 })
