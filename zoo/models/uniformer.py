@@ -632,7 +632,7 @@ class EvoGlobalBlock(nn.Module):
         """
         if score is None:
             return cls_row
-        return _blend_scores(score, cls_row, self.trade_off)
+        return _blend_scores(score, cls_row, float(self.trade_off))
 
     def _residuals(self, z: torch.Tensor, score: Optional[torch.Tensor]):
         a, cls_row = self.attn(self.norm1(z))
@@ -654,7 +654,7 @@ class EvoGlobalBlock(nn.Module):
             return z[:, :1], z[:, 1:].transpose(1, 2).reshape(B, C, H, W), score
         if score is None:
             raise ValueError("a pruning block needs the token scores of an earlier block")
-        keep = _num_kept(N, self.prune_ratio)
+        keep = _num_kept(N, float(self.prune_ratio))
         order = torch.argsort(score, dim=1, descending=True)
         t_sorted = torch.gather(t, 1, order.unsqueeze(-1).expand(-1, -1, C))
         score = torch.gather(score, 1, order)
