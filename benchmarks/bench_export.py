@@ -23,13 +23,13 @@ MODELS = {
     "nat_tiny": (224, 224),
     "uniformer_small": (224, 224),
     "uniformer_xxs": (224, 224),  # token pruning
-    "shunted_t": (224, 224),
-    "vitaev2_vsa_s": (224, 224),
+    "shunted_tiny": (224, 224),
+    "vitaev2_vsa_small": (224, 224),
     "swin_vsa_tiny": (224, 224),
     "mixformer_b0": (224, 224),
     "vitdet_base_patch16": (512, 512),  # windowed + global attention (1024 is the detection size)
-    "mtunet_synapse": (224, 224),
-    "restormer_deraining": (128, 128),
+    "mtunet.synapse": (224, 224),
+    "restormer.rain13k": (128, 128),
 }
 
 

@@ -5,7 +5,7 @@
     ``GaussianTrans``'s Python double loop over rows and columns, distance tensors built per position),
     at every grid the official model runs it on (7x7 @ 256 and 512, 4x4 @ 512, 2x2 @ 1024), with the
     official model's layer counts; the attention alone and the whole layer (with q/k/v projections).
-(b) the whole zoo MT-UNet (mtunet_synapse) against timm's swin_tiny_patch4_window7_224, both as plain
+(b) the whole zoo MT-UNet (mtunet.synapse) against timm's swin_tiny_patch4_window7_224, both as plain
     PyTorch modules (public ops only), and MT-UNet again after its explicit ``fuse()`` (BatchNorm
     folded into the convs), and an "official-like" MT-UNet: the zoo model with every axial attention
     replaced by the official loop formulation of (a) (the official model is slower still: NCHW convs);
@@ -122,15 +122,15 @@ def bench_axial(rounds: int) -> None:
 
 
 def bench_model(rounds: int) -> None:
-    print("(b) whole model, 224x224 batch 1: zoo mtunet_synapse (plain, and after fuse()) vs timm "
+    print("(b) whole model, 224x224 batch 1: zoo mtunet.synapse (plain, and after fuse()) vs timm "
           "swin_tiny_patch4_window7_224 (plain), public PyTorch ops only")
     torch.manual_seed(0)
-    mt = zoo.create_model("mtunet_synapse").eval()
-    fused = zoo.create_model("mtunet_synapse").eval()
+    mt = zoo.create_model("mtunet.synapse").eval()
+    fused = zoo.create_model("mtunet.synapse").eval()
     fused.load_state_dict(mt.state_dict())
     fused.fuse()
     sw = timm.create_model("swin_tiny_patch4_window7_224").eval()
-    official = zoo.create_model("mtunet_synapse").eval()
+    official = zoo.create_model("mtunet.synapse").eval()
     official.load_state_dict(mt.state_dict())
     for name, m in list(official.named_modules()):
         if isinstance(m, GaussianAxialAttention):

@@ -7,7 +7,7 @@ children alternate zoo / official so that both see the same machine load; ratios
     python benchmarks/bench_restormer.py --official ... --sizes 512 1024 --repeats 2    # + 1024 (slow)
 
 ``--official`` is ``basicsr/models/archs/restormer_arch.py`` of swz30/Restormer (needs einops);
-without it only the zoo model is measured. The model is ``restormer_motion_deblurring`` at full
+without it only the zoo model is measured. The model is ``restormer.gopro`` at full
 size with random weights, float32, batch 1, ``torch.no_grad``; "tiled" is ``zoo.restore(model, x,
 tile=256, tile_overlap=32)`` (the official demo's blending) around either model.
 Use ``--threads 2`` for multi-threaded numbers; CPU seconds are then inflated by OpenMP spinning.
@@ -39,7 +39,7 @@ def _child(impl: str, size: int, tile: int, overlap: int, official: str, repeats
     if impl == "zoo":
         import zoo
 
-        model = zoo.create_model("restormer_motion_deblurring")
+        model = zoo.create_model("restormer.gopro")
     else:
         spec = importlib.util.spec_from_file_location("restormer_arch_official", official)
         mod = importlib.util.module_from_spec(spec)
@@ -92,7 +92,7 @@ def main() -> None:
     impls = ["zoo"] + (["official"] if args.official else [])
     modes = ([] if args.no_untiled else [0]) + ([] if args.no_tiled else [args.tile])
     cases = [(s, t) for s in args.sizes for t in modes]
-    print(f"restormer_motion_deblurring, float32, batch 1, {args.threads} threads, "
+    print(f"restormer.gopro, float32, batch 1, {args.threads} threads, "
           f"{args.rounds} rounds x {args.repeats} repeats; best wall and CPU seconds, "
           f"peak MB = max RSS - RSS before the forward (median)")
     print(f"{'size':>6} {'mode':>12} | " + " | ".join(f"{i + ' wall':>14} {'cpu':>8} {'MB':>7}" for i in impls)

@@ -1,11 +1,11 @@
 """CPU inference speed of zoo's Shunted Transformer: its attention layer against a naive reference, and
-shunted_t against timm's swin_tiny_patch4_window7_224.
+shunted_tiny against timm's swin_tiny_patch4_window7_224.
 
 1. ``ShuntedAttention`` (channels-last, SDPA, two head groups) against a naive reference that shares
    its weights and computes what the official ``SSA.py`` computes, the way it computes it: tokens
    ``(B, N, C)``, NCHW convs on contiguous copies, an explicit ``softmax(q k^T * scale)`` matrix.
-   One row per stage of shunted_t at 224 (rates 8, 4, 2, 1); the outputs are checked to agree first.
-2. ``shunted_t`` against ``swin_tiny_patch4_window7_224`` at 224x224, batch 1 and 8.
+   One row per stage of shunted_tiny at 224 (rates 8, 4, 2, 1); the outputs are checked to agree first.
+2. ``shunted_tiny`` against ``swin_tiny_patch4_window7_224`` at 224x224, batch 1 and 8.
 
 Every pair is timed in the same process, interleaved (one run of each, repeated); the script prints
 median times and the ratios of the medians and of the minimums (the minimum is the run least disturbed
@@ -76,7 +76,7 @@ def _timed_pair(fa, fb, repeats: int, warmup: int):
 
 
 def bench_attention(batch: int, repeats: int, warmup: int) -> None:
-    print(f"\nShuntedAttention (zoo) vs naive official-style reference, shunted_t stages at 224, batch {batch}")
+    print(f"\nShuntedAttention (zoo) vs naive official-style reference, shunted_tiny stages at 224, batch {batch}")
     print(f"{'stage':>5} {'dim':>4} {'heads':>5} {'r':>2} {'map':>6} {'zoo ms':>8} {'naive ms':>9} "
           f"{'ratio (median)':>15} {'ratio (min)':>12}")
     for i, (dim, heads, r, side) in enumerate(((64, 2, 8, 56), (128, 4, 4, 28), (256, 8, 2, 14), (512, 16, 1, 7))):
@@ -94,13 +94,13 @@ def bench_attention(batch: int, repeats: int, warmup: int) -> None:
 
 
 def bench_model(batches, repeats: int, warmup: int) -> None:
-    ours = zoo.create_model("shunted_t").eval()
+    ours = zoo.create_model("shunted_tiny").eval()
     ref = timm.create_model("swin_tiny_patch4_window7_224").eval()
     macs = {n: count_macs(m, input_size=(3, 224, 224)) / 1e9 for n, m in (("zoo", ours), ("timm", ref))}
     params = {n: sum(p.numel() for p in m.parameters()) / 1e6 for n, m in (("zoo", ours), ("timm", ref))}
     print(f"\nshunted_t {macs['zoo']:.2f} GMACs, {params['zoo']:.2f} M params; "
           f"swin_tiny {macs['timm']:.2f} GMACs, {params['timm']:.2f} M params (224x224)")
-    print(f"{'batch':>5} {'shunted_t ms':>13} {'swin_tiny ms':>13} {'ratio (median)':>15} {'ratio (min)':>12} "
+    print(f"{'batch':>5} {'shunted_tiny ms':>13} {'swin_tiny ms':>13} {'ratio (median)':>15} {'ratio (min)':>12} "
           f"{'per GMAC (min)':>15}")
     for batch in batches:
         x = torch.randn(batch, 3, 224, 224)

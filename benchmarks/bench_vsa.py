@@ -42,7 +42,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    names = ["vitaev2_vsa_s"] + (["swin_vsa_tiny"] if args.swin_vsa else [])
+    names = ["vitaev2_vsa_small"] + (["swin_vsa_tiny"] if args.swin_vsa else [])
     models = {n: zoo.create_model(n).eval() for n in names}
     models[REFERENCE] = timm.create_model(REFERENCE).eval()
     gmacs = {n: _macs(m, args.size) for n, m in models.items()}

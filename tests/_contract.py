@@ -30,3 +30,16 @@ def check_task_output(name: str, model, x: torch.Tensor, out: torch.Tensor):
         assert out.shape[0] == B and out.shape[2:] == x.shape[2:]
     else:  # pragma: no cover
         raise AssertionError(f"unknown task {task}")
+
+
+def fx_model(model):
+    """``model`` symbolically traced as timm's own test suite does it (torchvision's feature extraction
+    with timm's leaf modules and autowrapped functions), returning the final output."""
+    from timm.models import get_notrace_functions, get_notrace_modules
+    from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
+
+    kwargs = dict(leaf_modules=get_notrace_modules(), autowrap_functions=get_notrace_functions(),
+                  param_shapes_constant=True)
+    train_nodes, eval_nodes = get_graph_node_names(model, tracer_kwargs=kwargs)
+    return create_feature_extractor(model, train_return_nodes=[train_nodes[-1]], eval_return_nodes=[eval_nodes[-1]],
+                                    tracer_kwargs=kwargs)

@@ -13,8 +13,8 @@ from zoo.adapters import FPN, SimpleFeaturePyramid, create_pyramid
 # One plain backbone (ViTDet, through its own simple feature pyramid) and one hierarchical zoo family (NAT,
 # the DESIGN example, through an FPN on its four stages).
 BACKBONES = {
-    "vitdet_test": lambda out_channels: create_pyramid("vitdet_test", out_channels=out_channels),
-    "nat_test": lambda out_channels: create_pyramid("nat_test", out_channels=out_channels),
+    "test_vitdet": lambda out_channels: create_pyramid("test_vitdet", out_channels=out_channels),
+    "test_nat": lambda out_channels: create_pyramid("test_nat", out_channels=out_channels),
 }
 
 
@@ -41,7 +41,7 @@ def test_fpn_shapes_on_odd_sizes():
 
 
 def test_create_pyramid_on_a_single_scale_backbone_uses_a_simple_feature_pyramid():
-    body = zoo.create_model("vitdet_test", pyramid=False, features_only=True)
+    body = zoo.create_model("test_vitdet", pyramid=False, features_only=True)
     pyr = create_pyramid(body, out_channels=8)
     assert isinstance(pyr.neck, SimpleFeaturePyramid)
     out = pyr(torch.randn(1, 3, 64, 96))
@@ -50,7 +50,7 @@ def test_create_pyramid_on_a_single_scale_backbone_uses_a_simple_feature_pyramid
 
 
 def test_create_pyramid_uses_vitdets_own_pyramid():
-    pyr = create_pyramid("vitdet_test", out_channels=8)
+    pyr = create_pyramid("test_vitdet", out_channels=8)
     assert pyr.neck is None and pyr.out_channels == 8
     out = pyr(torch.randn(1, 3, 64, 64))
     assert list(out) == ["0", "1", "2", "3", "pool"] and all(v.shape[1] == 8 for v in out.values())

@@ -109,10 +109,10 @@ def test_convert_push_uploads_the_zoo_card_with_the_weights_licence(tmp_path, mo
 
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", upload_folder)
-    src = zoo.create_model("restormer_test").eval()
+    src = zoo.create_model("test_restormer").eval()
     ckpt = tmp_path / "official.pth"
     torch.save({"params": src.state_dict()}, ckpt)
-    assert main(["convert", "restormer_test", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),
+    assert main(["convert", "test_restormer", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"),
                  "--push", "zoo-test/restormer"]) == 0
     assert calls["repo_id"] == "zoo-test/restormer"
     assert {"config.json", "model.safetensors", "README.md"} <= set(calls["upload"])

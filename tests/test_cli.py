@@ -111,7 +111,7 @@ def test_plot_points_take_imagenet_top1_and_bench_speed():
     from zoo.cli import plot_points
 
     rows = [dict(name="uniformer_small", family="uniformer", gmacs=3.6),
-            dict(name="restormer_deraining", family="restormer", gmacs=154.9)]  # PSNR only: not plotted
+            dict(name="restormer", family="restormer", gmacs=154.9)]  # PSNR only: not plotted
     bench = dict(rows=[dict(name="uniformer_small", batch=8, images_per_s=30.0),
                        dict(name="uniformer_small", batch=1, images_per_s=20.0)])
     points = plot_points(rows, bench, batch=8)

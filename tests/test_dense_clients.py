@@ -20,7 +20,7 @@ def test_listing_feature_models_builds_and_counts_nothing(monkeypatch):
     for target, attr in [(timm, "create_model"), (zoo.registry, "_measure"), (zoo.flops, "count_macs")]:
         monkeypatch.setattr(target, attr, refuse)
     listed = zoo.list_models(features_only=True)
-    assert "nat_tiny" in listed and "mtunet_synapse" in listed
+    assert "nat_tiny" in listed and "mtunet" in listed
     assert not any(model_entry(n).task in ("restoration", "video") for n in listed)
     assert not [n for n in listed if set(model_entry(n).feature_reductions) == {16}]  # isotropic NAT
 

@@ -35,12 +35,12 @@ def _manifest_state_dict(name: str):
 def bundle_model_args(meta):
     """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
     kw = meta["official_kwargs"]
-    return "mixformer_test", dict(embed_dim=kw["embed_dim"], depths=kw["depths"], num_heads=kw["num_heads"],
+    return "test_mixformer", dict(embed_dim=kw["embed_dim"], depths=kw["depths"], num_heads=kw["num_heads"],
                                   num_classes=kw["class_num"])
 
 
 def _bundle_model(**kwargs):
-    return zoo.create_model("mixformer_test", num_classes=10, **kwargs)
+    return zoo.create_model("test_mixformer", num_classes=10, **kwargs)
 
 
 def _write_pdparams(path, state_dict, protocol=4):
@@ -184,7 +184,7 @@ def test_crafted_pdparams_is_refused_and_runs_nothing(tmp_path):
         load_checkpoint(path)
     assert "builtins.exec" in str(e.value)
     with pytest.raises(UnsafeCheckpointError, match="MixFormer_B1_pretrained.pdparams"):
-        zoo.create_model("mixformer_test", checkpoint_path=path)
+        zoo.create_model("test_mixformer", checkpoint_path=path)
     with pytest.raises(UnsafeCheckpointError, match="MixFormer_B1_pretrained.pdparams"):
         _bundle_model().load_pretrained(path)
     assert not marker.exists()
@@ -199,7 +199,7 @@ def test_genuine_pdparams_loads_through_create_model(bundle, tmp_path):
     _write_pdparams(path, bundle["state_dict"])
     # the overlay's num_classes keeps timm from discarding the 10-class head of the checkpoint as
     # "another dataset's classifier" (the registered cfg says 1000)
-    model = zoo.create_model("mixformer_test", num_classes=10, checkpoint_path=path,
+    model = zoo.create_model("test_mixformer", num_classes=10, checkpoint_path=path,
                              pretrained_cfg_overlay=dict(num_classes=10)).eval()
     ref = _bundle_model().eval()
     ref.load_state_dict(checkpoint_filter_fn(load_checkpoint(path), ref))
@@ -218,7 +218,7 @@ def test_official_url_path_goes_through_load_pretrained(bundle, tmp_path, monkey
     urls = []
     monkeypatch.setattr(builder, "download_cached_file", lambda url, **kw: urls.append(url) or str(path))
     url = "https://paddle-imagenet-models-name.bj.bcebos.com/dygraph/MixFormer_Bx_pretrained.pdparams"
-    model = timm.create_model("mixformer_test", pretrained=True, num_classes=10,
+    model = timm.create_model("test_mixformer", pretrained=True, num_classes=10,
                               pretrained_cfg_overlay=dict(url=url, custom_load=True, num_classes=10)).double().eval()
     assert urls == [url]
     with torch.no_grad():
@@ -272,7 +272,7 @@ def test_mixing_attention_matches_naive_official_order():
 
 @pytest.mark.parametrize("size", [(64, 64), (70, 95), (33, 130)])
 def test_any_input_size_and_nchw_features(size):
-    model = zoo.create_model("mixformer_test", features_only=True).eval()
+    model = zoo.create_model("test_mixformer", features_only=True).eval()
     x = torch.randn(1, 3, *size)
     with torch.no_grad():
         feats = model(x)
@@ -284,7 +284,7 @@ def test_any_input_size_and_nchw_features(size):
 
 
 def test_pruned_model_hands_out_stage_features():
-    model = zoo.create_model("mixformer_test").eval()
+    model = zoo.create_model("test_mixformer").eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         feats = model.forward_intermediates(x, indices=[2], intermediates_only=True)[0]
@@ -295,7 +295,7 @@ def test_pruned_model_hands_out_stage_features():
 
 
 def test_classifier_head_and_pre_logits():
-    model = zoo.create_model("mixformer_test", num_classes=3).eval()
+    model = zoo.create_model("test_mixformer", num_classes=3).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert model(x).shape == (2, 3)
@@ -308,19 +308,19 @@ def test_classifier_head_and_pre_logits():
         assert model(x).shape == (2, model.head_hidden_size)
         model.reset_classifier(0, "")
         assert model(x).shape == (2, 2, 2, 1280)  # unpooled, channels-last, cfg pool_size (2, 2)
-        unpooled = zoo.create_model("mixformer_test", num_classes=0, global_pool="").eval()
+        unpooled = zoo.create_model("test_mixformer", num_classes=0, global_pool="").eval()
         assert unpooled(x).ndim == 4
 
 
 def test_bad_input_names_the_model():
-    model = zoo.create_model("mixformer_test").eval()
-    with pytest.raises(ValueError, match="mixformer_test"):
+    model = zoo.create_model("test_mixformer").eval()
+    with pytest.raises(ValueError, match="test_mixformer"):
         model(torch.randn(3, 64, 64))
-    with pytest.raises(ValueError, match="mixformer_test"):
+    with pytest.raises(ValueError, match="test_mixformer"):
         model(torch.randn(1, 4, 64, 64))
-    with pytest.raises(TypeError, match="mixformer_test"):
+    with pytest.raises(TypeError, match="test_mixformer"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
-    with pytest.raises(ValueError, match="mixformer_test in training mode needs a batch of 2"):
+    with pytest.raises(ValueError, match="test_mixformer in training mode needs a batch of 2"):
         model.train()(torch.randn(1, 3, 64, 64))
     with pytest.raises(ValueError, match="divisible"):
-        zoo.create_model("mixformer_test", num_heads=(3, 2, 4, 8))
+        zoo.create_model("test_mixformer", num_heads=(3, 2, 4, 8))

@@ -13,7 +13,7 @@ from zoo.models.mtunet import (
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
-VARIANTS = {"mtunet_synapse": "mtunet/mtunet_synapse", "mtunet_acdc": "mtunet/mtunet_acdc"}
+VARIANTS = {"mtunet.synapse": "mtunet/mtunet_synapse", "mtunet.acdc": "mtunet/mtunet_acdc"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,17 +122,17 @@ def test_checkpoint_filter_maps_every_official_key(name):
 
 
 def test_checkpoint_filter_resizes_the_position_embedding():
-    m = _meta_model("mtunet_synapse", img_size=256)
-    official = {k: torch.zeros(s, device="meta") for k, s in manifest(VARIANTS["mtunet_synapse"])["state_dict"].items()}
+    m = _meta_model("mtunet.synapse", img_size=256)
+    official = {k: torch.zeros(s, device="meta") for k, s in manifest(VARIANTS["mtunet.synapse"])["state_dict"].items()}
     out = checkpoint_filter_fn(official, m)
     assert out["stem.pos_embed"].shape == (1, 32 * 32, 256)
 
 
 def test_wrong_size_is_a_clear_error():
-    m = _meta_model("mtunet_synapse")
-    with pytest.raises(ValueError, match=r"mtunet_synapse.*224, 224.*dynamic_img_size"):
+    m = _meta_model("mtunet.synapse")
+    with pytest.raises(ValueError, match=r"mtunet .*224, 224.*dynamic_img_size"):
         m(torch.zeros(1, 1, 256, 256, device="meta"))
-    with pytest.raises(ValueError, match="mtunet_synapse"):
+    with pytest.raises(ValueError, match="mtunet "):
         m(torch.zeros(1, 2, 224, 224, device="meta"))
 
 
@@ -141,14 +141,14 @@ def test_wrong_size_is_a_clear_error():
 # ---------------------------------------------------------------------------------------------
 def bundle_model_args(meta):
     """(registered name, constructor overrides) of the zoo model with the parity bundle's official config."""
-    return "mtunet_synapse", dict(num_classes=meta["official_kwargs"]["out_ch"])
+    return "mtunet.synapse", dict(num_classes=meta["official_kwargs"]["out_ch"])
 
 
 @pytest.fixture(scope="module")
 def parity():
     bundle = load_bundle("mtunet", "mtunet_full_synapse")
     with torch.device("meta"):  # skip the random init of 79M parameters: every tensor comes from the bundle
-        model = zoo.create_model("mtunet_synapse", num_classes=bundle["meta"]["output_shape"][1])
+        model = zoo.create_model("mtunet.synapse", num_classes=bundle["meta"]["output_shape"][1])
     model.load_state_dict(checkpoint_filter_fn(bundle_state_dict(bundle), model), strict=True, assign=True)
     model = model.double().eval()
     assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
@@ -178,7 +178,7 @@ TEST_SIZES = [(64, 64), (50, 70)]
 @pytest.mark.parametrize("size", TEST_SIZES)
 def test_test_model_forward_backward_reaches_every_param(size):
     torch.manual_seed(0)
-    m = zoo.create_model("mtunet_test")
+    m = zoo.create_model("test_mtunet")
     x = torch.randn(2, 3, *size)
     y = m(x)
     assert y.shape == (2, m.num_classes, *size)
@@ -188,7 +188,7 @@ def test_test_model_forward_backward_reaches_every_param(size):
 
 @pytest.mark.parametrize("size", TEST_SIZES)
 def test_test_model_features_are_nchw_encoder_levels(size):
-    m = zoo.create_model("mtunet_test", features_only=True)
+    m = zoo.create_model("test_mtunet", features_only=True)
     feats = m(torch.randn(2, 3, *size))
     info = m.feature_info
     assert [i["reduction"] for i in info.get_dicts()] == [1, 2, 4, 8, 16, 32]
@@ -200,7 +200,7 @@ def test_test_model_features_are_nchw_encoder_levels(size):
 
 def test_test_model_intermediates_and_one_channel_input():
     torch.manual_seed(0)
-    m = zoo.create_model("mtunet_test").eval()
+    m = zoo.create_model("test_mtunet").eval()
     x = torch.randn(1, 1, 64, 64)
     with torch.no_grad():
         final, feats = m.forward_intermediates(x)
@@ -208,25 +208,25 @@ def test_test_model_intermediates_and_one_channel_input():
         torch.testing.assert_close(m(x), m(x.repeat(1, 3, 1, 1)))
         only = m.forward_intermediates(x, indices=[1, 3], intermediates_only=True)
     assert len(only) == 2 and only[1].shape == feats[3].shape
-    m1 = zoo.create_model("mtunet_test", in_chans=1)
+    m1 = zoo.create_model("test_mtunet", in_chans=1)
     assert m1(x).shape == (1, 4, 64, 64)
 
 
 def test_test_model_rejects_bad_input():
-    m = zoo.create_model("mtunet_test")
-    with pytest.raises(ValueError, match="mtunet_test"):
+    m = zoo.create_model("test_mtunet")
+    with pytest.raises(ValueError, match="test_mtunet"):
         m(torch.randn(3, 64, 64))
-    with pytest.raises(ValueError, match="mtunet_test"):
+    with pytest.raises(ValueError, match="test_mtunet"):
         m(torch.randn(1, 2, 64, 64))
-    with pytest.raises(TypeError, match="mtunet_test"):
+    with pytest.raises(TypeError, match="test_mtunet"):
         m(torch.zeros(1, 3, 64, 64, dtype=torch.long))
-    fixed = zoo.create_model("mtunet_test", dynamic_img_size=False)
-    with pytest.raises(ValueError, match="mtunet_test.*dynamic_img_size"):
+    fixed = zoo.create_model("test_mtunet", dynamic_img_size=False)
+    with pytest.raises(ValueError, match="test_mtunet.*dynamic_img_size"):
         fixed(torch.randn(1, 3, 50, 70))
 
 
 def test_test_model_grad_checkpointing_and_reset():
-    m = zoo.create_model("mtunet_test")
+    m = zoo.create_model("test_mtunet")
     m.set_grad_checkpointing()
     m(torch.randn(1, 3, 64, 64)).mean().backward()
     m.reset_classifier(2)
@@ -245,7 +245,7 @@ def _with_bn_statistics(m):
 
 def test_eval_forward_calls_every_parameter_owning_module():
     """One code path in train and eval: no module is computed around through its weights."""
-    m = _with_bn_statistics(zoo.create_model("mtunet_test"))
+    m = _with_bn_statistics(zoo.create_model("test_mtunet"))
     owners = {n for n, mod in m.named_modules() if any(True for _ in mod.parameters(recurse=False))}
     for mode in (True, False):
         m.train(mode)
@@ -261,7 +261,7 @@ def test_eval_forward_calls_every_parameter_owning_module():
 
 def test_fuse_folds_batchnorm_and_keeps_the_output():
     torch.manual_seed(0)
-    m = _with_bn_statistics(zoo.create_model("mtunet_test")).eval()
+    m = _with_bn_statistics(zoo.create_model("test_mtunet")).eval()
     x = torch.randn(1, 3, 50, 70)
     with torch.no_grad():
         ref = m(x)
@@ -269,4 +269,4 @@ def test_fuse_folds_batchnorm_and_keeps_the_output():
         assert fused is m and not any(isinstance(mod, torch.nn.BatchNorm2d) for mod in m.modules())
         torch.testing.assert_close(m(x), ref, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="eval"):
-        zoo.create_model("mtunet_test").fuse()
+        zoo.create_model("test_mtunet").fuse()

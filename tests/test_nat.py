@@ -69,7 +69,7 @@ def bundle_model_args(meta):
                 kernel_size=kw["kernel_size"], num_classes=kw["num_classes"])
     if kw.get("layer_scale") is None:
         return "nat_mini", args
-    return "nat_test", dict(args, layer_scale=kw["layer_scale"])
+    return "test_nat", dict(args, layer_scale=kw["layer_scale"])
 
 
 def _bundle_model(b):
@@ -143,12 +143,12 @@ def test_hugging_face_layout_gives_the_same_model(case):
 
 
 def test_pretrained_file_goes_through_the_filter(tmp_path):
-    model = zoo.create_model("nat_test")
+    model = zoo.create_model("test_nat")
     sd = model.state_dict()
     official = {k: v + 1 for k, v in _zoo_to_official(sd).items()}  # the file in the official layout
     path = tmp_path / "nat_test_official.pth"
     torch.save({"model": official}, path)
-    loaded = zoo.create_model("nat_test", checkpoint_path=str(path))
+    loaded = zoo.create_model("test_nat", checkpoint_path=str(path))
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, sd[k] + 1), k
 
@@ -167,10 +167,10 @@ def test_pretrained_cfgs_name_official_weights(name):
 def test_minimum_input_sizes():
     assert _meta_model("nat_tiny").min_input_size == 193  # stem and downsamplers round up: ceil(193 / 32) = 7
     assert _meta_model("nat_isotropic_small").min_input_size == 97
-    assert zoo.create_model("nat_test").min_input_size == 65
+    assert zoo.create_model("test_nat").min_input_size == 65
 
 
-@pytest.mark.parametrize("name", ["nat_test", "nat_isotropic_test"])
+@pytest.mark.parametrize("name", ["test_nat", "test_nat_isotropic"])
 def test_bad_input_raises_value_error_naming_the_model(name):
     m = zoo.create_model(name).eval()
     for bad in (torch.randn(3, 80, 80), torch.randn(1, 4, 80, 80), torch.randn(1, 3, 20, 80)):
@@ -181,18 +181,18 @@ def test_bad_input_raises_value_error_naming_the_model(name):
 
 
 def test_too_small_input_names_the_minimum():
-    m = zoo.create_model("nat_test").eval()
+    m = zoo.create_model("test_nat").eval()
     with pytest.raises(ValueError, match="at least 65 x 65"):
         m(torch.randn(1, 3, 64, 80))
     assert m(torch.randn(1, 3, 65, 65)).shape == (1, 1000)
 
 
 def test_pad_small_accepts_small_inputs():
-    m = zoo.create_model("nat_test", pad_small=True, num_classes=4).eval()
+    m = zoo.create_model("test_nat", pad_small=True, num_classes=4).eval()
     assert m(torch.randn(1, 3, 33, 47)).shape == (1, 4)
 
 
-@pytest.mark.parametrize("name", ["nat_test", "nat_isotropic_test"])
+@pytest.mark.parametrize("name", ["test_nat", "test_nat_isotropic"])
 def test_test_model_contract(name):
     entry = model_entry(name)
     m = zoo.create_model(name, num_classes=3).eval()
@@ -239,7 +239,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 sys.path.insert(0, sys.argv[2])
 import zoo
 from test_nat import _to_hf_layout, _zoo_to_official
-ref = zoo.create_model("nat_test", num_classes=10)
+ref = zoo.create_model("test_nat", num_classes=10)
 repo = os.path.join(sys.argv[1], "models--shi-labs--nat-test-in1k-224")
 snap = os.path.join(repo, "snapshots", "0" * 40)
 os.makedirs(snap)
@@ -247,7 +247,7 @@ os.makedirs(os.path.join(repo, "refs"))
 with open(os.path.join(repo, "refs", "main"), "w") as f:
     f.write("0" * 40)
 torch.save(_to_hf_layout(_zoo_to_official(ref.state_dict())), os.path.join(snap, "pytorch_model.bin"))
-m = zoo.create_model("nat_test", pretrained=True, num_classes=10, pretrained_cfg_overlay=dict(
+m = zoo.create_model("test_nat", pretrained=True, num_classes=10, pretrained_cfg_overlay=dict(
     hf_hub_id="shi-labs/nat-test-in1k-224", hf_hub_filename="pytorch_model.bin", url="", num_classes=10))
 bad = [k for k, v in m.state_dict().items() if not torch.equal(v, ref.state_dict()[k])]
 print("MISMATCH", bad) if bad else print("OK")

@@ -20,7 +20,7 @@ TESTS = [n for n in test_models() if not n.startswith("zoo_toy")]  # zoo familie
 ONE_PER_FAMILY = list({model_entry(n).family: n for n in reversed(TESTS)}.values())
 
 # dynamic int8 quantization of the Linears of a random-init tiny model: relative L2 distance of the
-# output to the float output (measured 0.1%-4.2% over the families, swin_vsa_test the largest)
+# output to the float output (measured 0.1%-4.2% over the families, test_vsa_swin the largest)
 QUANT_REL_TOL = 0.1
 # the attention projections LoRA adapts (last name component, inside a module path containing "attn")
 ATTN_PROJECTIONS = re.compile(r"(^|.*\.)[^.]*attn[^.]*\..*?(qkv|q|kv|kv1|kv2|query|proj|project_out)$")

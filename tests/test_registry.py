@@ -331,3 +331,82 @@ def test_offline_url_weights_fail_without_network_naming_file_and_source(tmp_pat
 def test_offline_hub_weights_say_which_repo_and_file():
     with pytest.raises(FileNotFoundError, match=r"zoo-test/not-in-cache.*offline|offline.*zoo-test/not-in-cache"):
         zoo.create_model("zoo_toy_net", pretrained=True, pretrained_cfg_overlay=dict(hf_hub_id="zoo-test/not-in-cache"))
+
+
+# every renamed model: old name -> (new "name.tag", parameter count the old name built)
+RENAMED = {
+    "restormer_deraining": ("restormer.rain13k", 26_126_644),
+    "restormer_motion_deblurring": ("restormer.gopro", 26_126_644),
+    "restormer_defocus_deblurring": ("restormer.dpdd", 26_126_644),
+    "restormer_defocus_deblurring_dual_pixel": ("restormer_dual_pixel.dpdd", 26_132_548),
+    "restormer_real_denoising": ("restormer_bias_free.sidd", 26_111_668),
+    "restormer_denoising_color": ("restormer_bias_free.blind", 26_111_668),
+    "restormer_denoising_gray": ("restormer_bias_free_gray.blind", 26_109_076),
+    "mtunet_synapse": ("mtunet.synapse", 79_075_389),
+    "mtunet_acdc": ("mtunet.acdc", 79_075_064),
+    "shunted_t": ("shunted_tiny", 11_553_576),
+    "shunted_s": ("shunted_small", 22_401_256),
+    "shunted_b": ("shunted_base", 39_614_376),
+    "vitaev2_vsa_s": ("vitaev2_vsa_small", 19_773_300),
+    "vitaev2_vsa_widepcm_s": ("vitaev2_vsa_widepcm_small", 20_342_442),
+    "vitaev2_vsa_widepcm_b": ("vitaev2_vsa_widepcm_base", 93_711_532),
+    "vitaev2_vsa_widepcm_b_ws12": ("vitaev2_vsa_widepcm_base_ws12", 93_833_932),
+}
+RENAMED_TEST_MODELS = {
+    "nat_test": "test_nat", "nat_isotropic_test": "test_nat_isotropic", "shunted_test": "test_shunted",
+    "uniformer_test": "test_uniformer", "uniformer_light_test": "test_uniformer_light",
+    "uniformer_video_test": "test_uniformer_video", "vitaev2_vsa_test": "test_vsa",
+    "swin_vsa_test": "test_vsa_swin", "mixformer_test": "test_mixformer", "mtunet_test": "test_mtunet",
+    "restormer_test": "test_restormer", "vitdet_test": "test_vitdet",
+}
+
+
+def _params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED))
+def test_old_name_builds_the_same_model_with_a_deprecation_warning(old):
+    new, count = RENAMED[old]
+    assert zoo.registry.deprecated_names()[old] == new
+    assert model_entry(old) is model_entry(new)
+    assert old not in zoo.list_models() and new.partition(".")[0] in zoo.list_models()
+    with torch.device("meta"), pytest.warns(UserWarning, match=f"deprecated model name {old}"):
+        model = zoo.create_model(old)
+    with torch.device("meta"):
+        ref = zoo.create_model(new)
+    assert _params(model) == _params(ref) == count
+    assert model.pretrained_cfg["architecture"] == new.partition(".")[0]
+    assert model.pretrained_cfg.get("tag") == ref.pretrained_cfg.get("tag")
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+
+
+@pytest.mark.parametrize("old", sorted(RENAMED_TEST_MODELS))
+def test_old_test_model_name_gives_the_same_outputs(old):
+    from _contract import make_input
+
+    new = RENAMED_TEST_MODELS[old]
+    assert zoo.model_info(old)["name"] == new
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match=f"deprecated model name {old}"):
+        a = timm.create_model(old).eval()
+    torch.manual_seed(0)
+    b = zoo.create_model(new).eval()
+    assert _params(a) == _params(b)
+    x = make_input(new, model_entry(new).test_sizes[0])
+    with torch.no_grad():
+        torch.testing.assert_close(a(x), b(x), atol=0, rtol=0)
+
+
+def test_test_models_are_named_as_timm_names_its_own():
+    for name in zoo.registry.test_models():
+        if model_entry(name).family == TOY_FAMILY:
+            continue  # the registry tests' own toy family
+        assert name.startswith("test_"), name
+        assert name not in zoo.list_models() and name in zoo.list_models(include_test=True)
+    assert not [n for n in timm.list_pretrained() if n.endswith(".untrained")]
+
+
+def test_deprecated_names_are_only_zoo_renames():
+    for old, new in zoo.registry.deprecated_names().items():
+        assert new.partition(".")[0] in zoo.list_models(include_test=True), (old, new)

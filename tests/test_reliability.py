@@ -126,7 +126,7 @@ def test_create_model_from_threads_gives_independent_models():
 
 
 # one test model per family (and the light UniFormer, whose unused class-token head DDP once tripped on)
-DDP_MODELS = sorted(set(ONE_PER_FAMILY) | {n for n in TESTS if n in ("uniformer_light_test", "test_uniformer_light")})
+DDP_MODELS = sorted(set(ONE_PER_FAMILY) | {n for n in TESTS if n in ("test_uniformer_light", "test_uniformer_light")})
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def _racy_nat_mask_cache() -> bool:
     return cls is not None and "self._mask_cache = (key, mask)" in inspect.getsource(cls)
 
 
-# the family's plain test model (shortest name: nat_test rather than nat_isotropic_test)
+# the family's plain test model (shortest name: test_nat rather than test_nat_isotropic)
 PLAIN_PER_FAMILY = sorted({model_entry(n).family: n for n in sorted(TESTS, key=len, reverse=True)}.values())
 
 

@@ -16,13 +16,13 @@ from zoo.restore import restore, tile_starts
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
 VARIANTS = {
-    "restormer_deraining": "restormer/deraining",
-    "restormer_motion_deblurring": "restormer/motion_deblurring",
-    "restormer_defocus_deblurring": "restormer/single_image_defocus_deblurring",
-    "restormer_defocus_deblurring_dual_pixel": "restormer/dual_pixel_defocus_deblurring",
-    "restormer_real_denoising": "restormer/real_denoising",
-    "restormer_denoising_color": "restormer/gaussian_color_denoising",
-    "restormer_denoising_gray": "restormer/gaussian_gray_denoising",
+    "restormer.rain13k": "restormer/deraining",
+    "restormer.gopro": "restormer/motion_deblurring",
+    "restormer.dpdd": "restormer/single_image_defocus_deblurring",
+    "restormer_dual_pixel.dpdd": "restormer/dual_pixel_defocus_deblurring",
+    "restormer_bias_free.sidd": "restormer/real_denoising",
+    "restormer_bias_free.blind": "restormer/gaussian_color_denoising",
+    "restormer_bias_free_gray.blind": "restormer/gaussian_gray_denoising",
 }
 BUNDLES = ["restormer_micro_withbias", "restormer_micro_biasfree", "restormer_micro_dualpixel"]
 
@@ -39,7 +39,7 @@ def _zoo_kwargs(official):
 
 def bundle_model_args(meta):
     """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
-    return "restormer_test", _zoo_kwargs(meta["official_kwargs"])
+    return "test_restormer", _zoo_kwargs(meta["official_kwargs"])
 
 
 def _to_official_keys(state_dict):
@@ -48,7 +48,7 @@ def _to_official_keys(state_dict):
 
 def _test_model(**kwargs):
     torch.manual_seed(0)
-    m = zoo.create_model("restormer_test", **kwargs).eval()
+    m = zoo.create_model("test_restormer", **kwargs).eval()
     with torch.no_grad():  # non-trivial temperatures and norms
         for n, p in m.named_parameters():
             if n.endswith("temperature") or ".norm" in n:
@@ -90,11 +90,10 @@ def test_checkpoint_filter_maps_every_official_key(name, wrapped):
 
 
 def test_pretrained_cfgs_name_official_releases_and_metrics():
-    tags = set(timm.list_pretrained("restormer_*"))
+    tags = set(timm.list_pretrained("restormer*"))
     expected = {
-        "restormer_deraining.rain13k", "restormer_motion_deblurring.gopro", "restormer_defocus_deblurring.dpdd",
-        "restormer_defocus_deblurring_dual_pixel.dpdd", "restormer_real_denoising.sidd",
-    } | {f"restormer_denoising_{c}.{t}" for c in ("color", "gray") for t in ("blind", "sigma15", "sigma25", "sigma50")}
+        "restormer.rain13k", "restormer.gopro", "restormer.dpdd", "restormer_dual_pixel.dpdd", "restormer_bias_free.sidd",
+    } | {f"restormer_bias_free{c}.{t}" for c in ("", "_gray") for t in ("blind", "sigma15", "sigma25", "sigma50")}
     assert expected <= tags
     for name_tag in expected:
         name, tag = name_tag.split(".")
@@ -103,9 +102,9 @@ def test_pretrained_cfgs_name_official_releases_and_metrics():
         assert cfg["url"].endswith(".pth")
         assert cfg["license"] and cfg["paper_ids"] == "arXiv:2111.09881" and cfg["origin_url"]
         assert model_entry(name).reported[tag]["metric"] == "psnr"
-    assert timm.models.get_pretrained_cfg("restormer_denoising_gray.sigma50").url.endswith(
+    assert timm.models.get_pretrained_cfg("restormer_bias_free_gray.sigma50").url.endswith(
         "gaussian_gray_denoising_sigma50.pth")
-    assert timm.models.get_pretrained_cfg("restormer_defocus_deblurring_dual_pixel.dpdd").input_size[0] == 6
+    assert timm.models.get_pretrained_cfg("restormer_dual_pixel.dpdd").input_size[0] == 6
 
 
 # ---------------------------------------------------------------- official parity
@@ -155,7 +154,7 @@ def test_official_checkpoint_file_loads_through_create_model(tmp_path):
     src = _test_model()
     path = tmp_path / "official.pth"
     torch.save({"params": _to_official_keys(src.state_dict())}, path)
-    m = zoo.create_model("restormer_test", checkpoint_path=path).eval()
+    m = zoo.create_model("test_restormer", checkpoint_path=path).eval()
     x = torch.rand(1, 3, 16, 24)
     with torch.no_grad():
         assert torch.equal(m(x), src(x))
@@ -185,18 +184,18 @@ def test_gray_and_in_chans_1_models_run():
 
 def test_wrong_input_raises_clear_errors():
     with torch.device("meta"):
-        gray = zoo.create_model("restormer_denoising_gray")
-        dual = zoo.create_model("restormer_defocus_deblurring_dual_pixel")
-    with pytest.raises(ValueError, match=r"restormer_denoising_gray.*1 channels"):
+        gray = zoo.create_model("restormer_bias_free_gray.blind")
+        dual = zoo.create_model("restormer_dual_pixel.dpdd")
+    with pytest.raises(ValueError, match=r"restormer_bias_free_gray.*1 channels"):
         gray(torch.empty(1, 3, 16, 16, device="meta"))
-    with pytest.raises(ValueError, match=r"restormer_defocus_deblurring_dual_pixel.*6 channels"):
+    with pytest.raises(ValueError, match=r"restormer_dual_pixel.*6 channels"):
         dual(torch.empty(1, 3, 16, 16, device="meta"))
-    with pytest.raises(ValueError, match="restormer_denoising_gray"):
+    with pytest.raises(ValueError, match="restormer_bias_free_gray"):
         gray(torch.empty(1, 16, 16, device="meta"))
-    with pytest.raises(TypeError, match="restormer_denoising_gray"):
+    with pytest.raises(TypeError, match="restormer_bias_free_gray"):
         gray(torch.zeros(1, 1, 16, 16, dtype=torch.uint8, device="meta"))
     with pytest.raises(ValueError, match="num_classes"):
-        zoo.create_model("restormer_test", num_classes=10)
+        zoo.create_model("test_restormer", num_classes=10)
     with pytest.raises(ValueError, match="out_chans"):
         Restormer(in_chans=3, out_chans=1)
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import zoo
 from zoo.hub import UnsafeCheckpointError, load_checkpoint
+from zoo.registry import model_entry
 from zoo.models.shunted import (
     ShuntedAttention, checkpoint_filter_fn,
 )
@@ -18,7 +19,7 @@ from zoo.models.shunted import (
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 from test_layers_ffn_shunted import naive_depthwise3x3
 
-VARIANTS = {"shunted_t": 11_553_576, "shunted_s": 22_401_256, "shunted_b": 39_614_376}
+VARIANTS = {"shunted_tiny": 11_553_576, "shunted_small": 22_401_256, "shunted_base": 39_614_376}
 CASES = ["shunted_micro_t", "shunted_micro_b"]
 
 
@@ -40,8 +41,8 @@ def test_variant_has_official_param_count_on_meta(name):
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_filter_maps_every_official_key_of_the_manifest(name):
-    shapes = manifest(f"shunted/{name}")["state_dict"]
-    assert manifest(f"shunted/{name}")["_meta"]["n_params"] == VARIANTS[name]
+    shapes = manifest(model_entry(name).manifest)["state_dict"]
+    assert manifest(model_entry(name).manifest)["_meta"]["n_params"] == VARIANTS[name]
     official = {k: torch.empty(s, device="meta") for k, s in shapes.items()}
     model = _meta_model(name)
     converted = checkpoint_filter_fn(official, model)
@@ -61,7 +62,7 @@ def test_filter_is_a_noop_on_zoo_keys(name):
 
 
 def test_filter_accepts_deit_wrapper_and_module_prefix():
-    model = _meta_model("shunted_t")
+    model = _meta_model("shunted_tiny")
     shapes = manifest("shunted/shunted_t")["state_dict"]
     wrapped = {"model": {"module." + k: torch.empty(s, device="meta") for k, s in shapes.items()},
                "epoch": 299, "optimizer": {}}
@@ -76,7 +77,7 @@ def bundle_model_args(meta):
     """(registered name, constructor overrides) of the zoo model with a parity bundle's official config."""
     kw = meta["official_kwargs"]
     assert kw["norm_layer"]["kwargs"]["eps"] == 1e-6 and kw["qkv_bias"] and kw["patch_size"] == 4
-    return "shunted_test", dict(
+    return "test_shunted", dict(
         depths=kw["depths"], embed_dims=kw["embed_dims"], num_heads=kw["num_heads"], mlp_ratios=kw["mlp_ratios"],
         sr_ratios=kw["sr_ratios"], num_conv=kw["num_conv"], num_classes=kw["num_classes"], qkv_bias=True)
 
@@ -208,7 +209,7 @@ def test_padding_leaves_divisible_inputs_unchanged(monkeypatch):
     assert calls == [(0, 0, 0, 0, 0, 1), (0, 0, 0, 0, 0, 1)]
     # a whole model at an input whose stage maps (16, 8, 4, 2) are multiples of the rates (8, 4, 2, 1)
     calls.clear()
-    model = zoo.create_model("shunted_test").eval()
+    model = zoo.create_model("test_shunted").eval()
     with torch.no_grad():
         model(torch.randn(1, 3, 64, 64))
     assert calls == []
@@ -245,12 +246,12 @@ def _official_keys(model):
 @pytest.fixture()
 def deit_file(tmp_path):
     torch.manual_seed(0)
-    model = zoo.create_model("shunted_test").eval()
+    model = zoo.create_model("test_shunted").eval()
     official = _official_keys(model)
     assert set(checkpoint_filter_fn(official, model)) == set(model.state_dict())
     path = tmp_path / "shunted_test_official.pth"
     torch.save({"model": official, "epoch": 299,
-                "args": argparse.Namespace(model="shunted_test", lr=1e-3, drop_path=0.1)}, path)
+                "args": argparse.Namespace(model="test_shunted", lr=1e-3, drop_path=0.1)}, path)
     return model, path
 
 
@@ -258,7 +259,7 @@ def test_deit_style_checkpoint_loads_through_checkpoint_path(deit_file):
     model, path = deit_file
     sd = load_checkpoint(path)
     assert "args" not in sd and "epoch" not in sd
-    fresh = zoo.create_model("shunted_test", checkpoint_path=path).eval()
+    fresh = zoo.create_model("test_shunted", checkpoint_path=path).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
@@ -282,7 +283,7 @@ def test_checkpoint_with_code_in_args_is_still_refused(tmp_path):
 
 @pytest.mark.parametrize("size", [(64, 64), (70, 95), (33, 20)])
 def test_any_input_size_features_nchw_at_strides_4_to_32(size):
-    model = timm.create_model("shunted_test", features_only=True).eval()
+    model = timm.create_model("test_shunted", features_only=True).eval()
     x = torch.randn(2, 3, *size)
     with torch.no_grad():
         feats = model(x)
@@ -293,7 +294,7 @@ def test_any_input_size_features_nchw_at_strides_4_to_32(size):
 
 
 def test_forward_backward_reaches_every_parameter():
-    model = zoo.create_model("shunted_test")
+    model = zoo.create_model("test_shunted")
     x = torch.randn(2, 3, 70, 95)
     model(x).sum().backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
@@ -303,16 +304,16 @@ def test_forward_backward_reaches_every_parameter():
 
 
 def test_grad_checkpointing_and_empty_stage():
-    model = zoo.create_model("shunted_test", depths=(0, 1, 1, 1), drop_path_rate=0.1)
+    model = zoo.create_model("test_shunted", depths=(0, 1, 1, 1), drop_path_rate=0.1)
     model.set_grad_checkpointing()
     model(torch.randn(1, 3, 40, 48)).sum().backward()
 
 
 def test_bad_input_names_the_model():
-    model = zoo.create_model("shunted_test")
-    with pytest.raises(ValueError, match="shunted_test"):
+    model = zoo.create_model("test_shunted")
+    with pytest.raises(ValueError, match="test_shunted"):
         model(torch.randn(3, 64, 64))
-    with pytest.raises(ValueError, match="shunted_test"):
+    with pytest.raises(ValueError, match="test_shunted"):
         model(torch.randn(1, 3, 2, 64))
-    with pytest.raises(TypeError, match="shunted_test"):
+    with pytest.raises(TypeError, match="test_shunted"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.long))

@@ -43,8 +43,8 @@ def bundle_model_args(meta):
     timm's create_model drops None arguments, so "no layer scale" comes from the base variant's default."""
     kwargs = {k: v for k, v in _zoo_kwargs_from_bundle(meta).items() if v is not None}
     if kwargs.get("spatial_dims") == 3:
-        return "uniformer_video_test", kwargs
-    return ("uniformer_test" if "ls_init_value" in kwargs else "uniformer_small"), dict(kwargs, aux_head=False)
+        return "test_uniformer_video", kwargs
+    return ("test_uniformer" if "ls_init_value" in kwargs else "uniformer_small"), dict(kwargs, aux_head=False)
 
 
 @pytest.mark.parametrize("case", ["uniformer_micro_patch", "uniformer_micro_convstem_ls", "uniformer_micro_video"])
@@ -143,14 +143,14 @@ def test_pretrained_tags_pin_head_dim():
 
 def test_token_labeling_head_is_official_and_switchable():
     torch.manual_seed(0)
-    m = zoo.create_model("uniformer_test", num_classes=5).eval()
+    m = zoo.create_model("test_uniformer", num_classes=5).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         feats = m.forward_features(x)
         tokens = feats.flatten(2).transpose(1, 2)
         expected = m.head(tokens.mean(1)) + 0.5 * m.aux_head(tokens).max(1)[0]
         assert torch.allclose(m(x), expected, atol=1e-6)
-    off = zoo.create_model("uniformer_test", num_classes=5, aux_head=False).eval()
+    off = zoo.create_model("test_uniformer", num_classes=5, aux_head=False).eval()
     assert off.aux_head is None
     sd = U.checkpoint_filter_fn(m.state_dict(), off)  # the aux weights are dropped, the rest loads
     off.load_state_dict(sd, strict=True)
@@ -203,10 +203,10 @@ def test_inflate_2d_to_3d_matches_official_rule():
 
 
 @pytest.mark.parametrize("name,shape,err", [
-    ("uniformer_test", (2, 3, 4, 64, 64), ValueError),       # 5-D to an image model
-    ("uniformer_video_test", (2, 3, 64, 64), ValueError),    # 4-D to a video model
-    ("uniformer_test", (2, 4, 64, 64), ValueError),          # wrong channels
-    ("uniformer_test", (2, 3, 16, 16), ValueError),          # too small for the patch stem
+    ("test_uniformer", (2, 3, 4, 64, 64), ValueError),       # 5-D to an image model
+    ("test_uniformer_video", (2, 3, 64, 64), ValueError),    # 4-D to a video model
+    ("test_uniformer", (2, 4, 64, 64), ValueError),          # wrong channels
+    ("test_uniformer", (2, 3, 16, 16), ValueError),          # too small for the patch stem
 ])
 def test_bad_input_raises_clear_error(name, shape, err):
     m = zoo.create_model(name)
@@ -215,8 +215,8 @@ def test_bad_input_raises_clear_error(name, shape, err):
 
 
 def test_integer_input_raises_type_error():
-    m = zoo.create_model("uniformer_video_test")
-    with pytest.raises(TypeError, match="uniformer_video_test"):
+    m = zoo.create_model("test_uniformer_video")
+    with pytest.raises(TypeError, match="test_uniformer_video"):
         m(torch.zeros(1, 3, 4, 64, 64, dtype=torch.uint8))
 
 
@@ -300,7 +300,7 @@ def test_token_pruning_block_matches_naive_reference(hw, ls):
 
 
 def test_light_model_logits_are_the_official_inference_head():
-    m = zoo.create_model("uniformer_light_test").eval()
+    m = zoo.create_model("test_uniformer_light").eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         cls_token, feats = m.forward_features_with_cls(x)
@@ -312,7 +312,7 @@ def test_light_model_logits_are_the_official_inference_head():
     m.load_state_dict(U.checkpoint_filter_fn(sd, m), strict=True)
 
 
-@pytest.mark.parametrize("name", ["uniformer_test", "uniformer_video_test", "uniformer_light_test"])
+@pytest.mark.parametrize("name", ["test_uniformer", "test_uniformer_video", "test_uniformer_light"])
 def test_test_model_contract(name):
     entry = zoo.registry.model_entry(name)
     for size in entry.test_sizes:
@@ -352,7 +352,7 @@ def test_official_file_loads_through_create_model(tmp_path):
     b = load_bundle("uniformer", "uniformer_micro_convstem_ls")
     f = tmp_path / "official.pth"
     torch.save({"model": bundle_state_dict(b), "epoch": 300}, f)
-    m = zoo.create_model("uniformer_test", checkpoint_path=str(f), conv_stem=True, head_dim=8, aux_head=False,
+    m = zoo.create_model("test_uniformer", checkpoint_path=str(f), conv_stem=True, head_dim=8, aux_head=False,
                          num_classes=10)
     m = m.double().eval()
     with torch.no_grad():
@@ -390,7 +390,7 @@ def test_old_video_names_still_build():
     assert m.pretrained_cfg["architecture"] == "uniformer_small_video"
 
 
-@pytest.mark.parametrize("name", ["uniformer_test", "uniformer_video_test", "uniformer_light_test"])
+@pytest.mark.parametrize("name", ["test_uniformer", "test_uniformer_video", "test_uniformer_light"])
 def test_torchscript_matches_eager(name):
     m = zoo.create_model(name).eval()
     size = zoo.registry.model_entry(name).test_sizes[-1]

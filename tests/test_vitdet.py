@@ -33,7 +33,7 @@ def bundle_model_args(meta):
     kw = meta["official_kwargs"]
     net = kw["net"]["kwargs"]
     glob = tuple(sorted(set(range(net["depth"])) - set(net["window_block_indexes"])))
-    return "vitdet_test", dict(img_size=net["img_size"], embed_dim=net["embed_dim"], depth=net["depth"],
+    return "test_vitdet", dict(img_size=net["img_size"], embed_dim=net["embed_dim"], depth=net["depth"],
                                num_heads=net["num_heads"], window_size=net["window_size"],
                                global_block_indexes=glob, pyramid=True, pyramid_channels=kw["out_channels"])
 
@@ -137,7 +137,7 @@ def test_filter_loads_mae_vit_h_patch14_by_resampling_kernel_and_grid():
     # ViT-H MAE is patch 14 (16x16 grid): the kernel goes 14 -> 16 and the grid 16x16 -> 14x14
     sd = _tiny_vit_state_dict(patch_size=14)
     assert sd["patch_embed.proj.weight"].shape[-1] == 14 and sd["pos_embed"].shape[1] == 257
-    model = zoo.create_model("vitdet_test", pyramid=True)
+    model = zoo.create_model("test_vitdet", pyramid=True)
     missing = model.load_state_dict(checkpoint_filter_fn({"model": sd}, model), strict=True)
     assert not missing.missing_keys and not missing.unexpected_keys
     assert model.patch_embed.proj.weight.shape[-1] == 16
@@ -150,21 +150,21 @@ def test_filter_loads_ibot_teacher_with_prefixes():
     teacher["module.backbone.masked_embed"] = torch.zeros(32)
     teacher["module.head.mlp.0.weight"] = torch.zeros(8, 32)
     student = {k: torch.full_like(v, 7.0) for k, v in teacher.items()}
-    model = zoo.create_model("vitdet_test", pyramid=False)
+    model = zoo.create_model("test_vitdet", pyramid=False)
     out = checkpoint_filter_fn({"teacher": teacher, "student": student, "epoch": 3}, model)
     model.load_state_dict(out, strict=True)
     assert torch.equal(model.blocks[1].attn.qkv.weight, sd["blocks.1.attn.qkv.weight"])
 
 
 def test_filter_keeps_the_trunk_of_a_checkpoint_with_another_pyramid_width():
-    source = zoo.create_model("vitdet_test", pyramid=True)
-    model = zoo.create_model("vitdet_test", pyramid=True, pyramid_channels=8)
+    source = zoo.create_model("test_vitdet", pyramid=True)
+    model = zoo.create_model("test_vitdet", pyramid=True, pyramid_channels=8)
     model.load_state_dict(checkpoint_filter_fn(source.state_dict(), model), strict=True)
     assert torch.equal(model.blocks[3].attn.rel_pos_h, source.blocks[3].attn.rel_pos_h)
 
 
 def test_filter_is_a_noop_on_zoo_state_dicts():
-    model = zoo.create_model("vitdet_test", num_classes=3)
+    model = zoo.create_model("test_vitdet", num_classes=3)
     sd = model.state_dict()
     out = checkpoint_filter_fn(sd, model)
     assert list(out) == list(sd)
@@ -183,7 +183,7 @@ def test_hf_transformers_vitdet_backbone_converts_and_matches():
         for n, p in hf.named_parameters():
             if "rel_pos" in n:
                 p.normal_()
-    model = zoo.create_model("vitdet_test", img_size=64, global_block_indexes=(1, 3), pyramid=False).double().eval()
+    model = zoo.create_model("test_vitdet", img_size=64, global_block_indexes=(1, 3), pyramid=False).double().eval()
     model.load_state_dict(checkpoint_filter_fn(hf.state_dict(), model), strict=True)
     x = torch.randn(2, 3, 80, 112, dtype=torch.float64)
     with torch.no_grad():
@@ -242,7 +242,7 @@ def test_create_model_with_checkpoint_path_converts_detectron2_pkl_for_features(
         pickle.dump({"model": {f"backbone.{k}": np.asarray(v) for k, v in bundle["state_dict"].items()}}, f)
     net = bundle["meta"]["official_kwargs"]["net"]["kwargs"]
     features = zoo.create_model(
-        "vitdet_test", checkpoint_path=str(path), features_only=True, img_size=net["img_size"],
+        "test_vitdet", checkpoint_path=str(path), features_only=True, img_size=net["img_size"],
         embed_dim=net["embed_dim"], depth=net["depth"], num_heads=net["num_heads"],
         window_size=net["window_size"], global_block_indexes=(1, 3),
         pyramid_channels=bundle["meta"]["official_kwargs"]["out_channels"]).double().eval()
@@ -258,14 +258,14 @@ def test_mae_file_loads_with_fresh_pyramid_and_zero_tables(tmp_path):
     sd = _tiny_vit_state_dict()
     path = tmp_path / "mae_tiny.safetensors"
     save_file(sd, str(path))
-    model = zoo.create_model("vitdet_test", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    model = zoo.create_model("test_vitdet", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     assert torch.equal(model.blocks[2].mlp.fc1.weight, sd["blocks.2.mlp.fc1.weight"])
     assert torch.equal(model.pos_embed, sd["pos_embed"])
     assert all(torch.all(b.attn.rel_pos_w == 0) for b in model.blocks)
 
 
 # ---------------------------------------------------------------------------------------------------
-# layers and contract (the general harness runs the full contract on vitdet_test)
+# layers and contract (the general harness runs the full contract on test_vitdet)
 
 
 @pytest.mark.parametrize("old,new", [(27, 13), (7, 13), (13, 13)])
@@ -282,7 +282,7 @@ def test_rel_pos_resized_on_load_is_what_get_rel_pos_interpolates(old, new):
 def test_blocks_are_timms_sam_blocks_and_every_param_is_trained():
     from timm.models.vision_transformer_sam import Block
 
-    model = zoo.create_model("vitdet_test")
+    model = zoo.create_model("test_vitdet")
     assert all(type(b) is Block for b in model.blocks) and model.pyramid is None
     model(torch.randn(2, 3, 70, 95)).square().mean().backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
@@ -291,13 +291,13 @@ def test_blocks_are_timms_sam_blocks_and_every_param_is_trained():
 @pytest.mark.parametrize("size", [(64, 64), (80, 112), (70, 95)])
 def test_test_model_outputs_and_pyramid_sizes(size):
     torch.manual_seed(0)
-    model = zoo.create_model("vitdet_test")
+    model = zoo.create_model("test_vitdet")
     x = torch.randn(2, 3, *size)
     y = model(x)
     assert y.shape == (2, 32, -(-size[0] // 16), -(-size[1] // 16))
     y.sum().backward()
     assert not [n for n, p in model.named_parameters() if p.grad is None]
-    features = zoo.create_model("vitdet_test", features_only=True)
+    features = zoo.create_model("test_vitdet", features_only=True)
     feats = features(x)
     assert len(feats) == len(features.feature_info) == 5
     for f, c, r in zip(feats, features.feature_info.channels(), features.feature_info.reduction()):
@@ -308,25 +308,25 @@ def test_test_model_outputs_and_pyramid_sizes(size):
 
 
 def test_per_block_intermediates_without_pyramid():
-    model = zoo.create_model("vitdet_test", pyramid=False)
+    model = zoo.create_model("test_vitdet", pyramid=False)
     x = torch.randn(1, 3, 80, 112)
     final, inter = model.forward_intermediates(x)
     assert len(inter) == 4 and all(t.shape == (1, 32, 5, 7) for t in inter)
     assert torch.allclose(final, model.forward_features(x)) and torch.equal(final, inter[-1])
-    feats = zoo.create_model("vitdet_test", pyramid=False, features_only=True, out_indices=(1, 3))(x)
+    feats = zoo.create_model("test_vitdet", pyramid=False, features_only=True, out_indices=(1, 3))(x)
     assert [tuple(f.shape) for f in feats] == [(1, 32, 5, 7)] * 2
 
 
 def test_bad_inputs_name_the_model():
-    model = zoo.create_model("vitdet_test", pyramid=True)
-    with pytest.raises(ValueError, match="vitdet_test"):
+    model = zoo.create_model("test_vitdet", pyramid=True)
+    with pytest.raises(ValueError, match="test_vitdet"):
         model(torch.randn(3, 64, 64))
-    with pytest.raises(ValueError, match="vitdet_test"):
+    with pytest.raises(ValueError, match="test_vitdet"):
         model(torch.randn(1, 1, 64, 64))
-    with pytest.raises(TypeError, match="vitdet_test"):
+    with pytest.raises(TypeError, match="test_vitdet"):
         model(torch.zeros(1, 3, 64, 64, dtype=torch.long))
     # the pyramid's stride-2 max-pool needs 2 x 2 tokens; the bare trunk takes any size
-    with pytest.raises(ValueError, match="vitdet_test.*at least 17"):
+    with pytest.raises(ValueError, match="test_vitdet.*at least 17"):
         model(torch.randn(1, 3, 16, 40))
-    assert zoo.create_model("vitdet_test", pyramid=False)(torch.randn(1, 3, 5, 16)).shape == (1, 32, 1, 1)
+    assert zoo.create_model("test_vitdet", pyramid=False)(torch.randn(1, 3, 5, 16)).shape == (1, 32, 1, 1)
     assert len(model.forward_intermediates(torch.randn(1, 3, 17, 17))[1]) == 5

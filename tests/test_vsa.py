@@ -11,11 +11,11 @@ from zoo.registry import model_entry
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
 VARIANTS = {
-    "vitaev2_vsa_s": "vsa/ViTAEv2_VSA_S",
-    "vitaev2_vsa_widepcm_s": "vsa/ViTAEv2_VSA_widePCM_S",
+    "vitaev2_vsa_small": "vsa/ViTAEv2_VSA_S",
+    "vitaev2_vsa_widepcm_small": "vsa/ViTAEv2_VSA_widePCM_S",
     "vitaev2_vsa_widepcm_48m": "vsa/ViTAEv2_VSA_widePCM_48M",
-    "vitaev2_vsa_widepcm_b": "vsa/ViTAEv2_VSA_widePCM_B",
-    "vitaev2_vsa_widepcm_b_ws12": "vsa/ViTAEv2_VSA_widePCM_B_ws12",
+    "vitaev2_vsa_widepcm_base": "vsa/ViTAEv2_VSA_widePCM_B",
+    "vitaev2_vsa_widepcm_base_ws12": "vsa/ViTAEv2_VSA_widePCM_B_ws12",
 }
 
 
@@ -56,7 +56,7 @@ def test_checkpoint_filter_maps_every_official_key(name):
 
 
 def test_checkpoint_filter_prefers_ema_weights():
-    m = zoo.create_model("vitaev2_vsa_test")
+    m = zoo.create_model("test_vsa")
     sd = m.state_dict()
     ckpt = {"state_dict": {k: torch.zeros_like(v) for k, v in sd.items()}, "state_dict_ema": sd}
     out = checkpoint_filter_fn(ckpt, m)
@@ -67,7 +67,7 @@ def bundle_model_args(meta):
     """(registered name, constructor overrides) of the zoo model with a parity bundle's official config:
     a released variant (the official kernel sizes and dilations) with every size overridden."""
     kw = meta["official_kwargs"]
-    return "vitaev2_vsa_s", dict(
+    return "vitaev2_vsa_small", dict(
         num_classes=kw["num_classes"], embed_dims=kw["embed_dims"], token_dims=kw["token_dims"],
         depths=kw["NC_depth"], num_heads=kw["NC_heads"], rc_heads=kw["RC_heads"], nc_groups=kw["NC_group"],
         rc_groups=kw["RC_group"], downsample_ratios=kw["downsample_ratios"], wide_pcm=kw["wide_pcm"],
@@ -156,7 +156,7 @@ def test_any_map_size_including_smaller_than_window(size):
 
 @pytest.mark.parametrize("hw", [(61, 62), (63, 65), (32, 48)])
 def test_input_sizes_not_multiple_of_strides(hw):
-    m = zoo.create_model("vitaev2_vsa_test").eval()
+    m = zoo.create_model("test_vsa").eval()
     with torch.no_grad():
         feats = m.forward_intermediates(torch.randn(1, 3, *hw), intermediates_only=True)
     for f, r in zip(feats, (4, 8, 16, 32)):
@@ -168,13 +168,13 @@ def test_official_stochastic_depth_slicing_quirk():
     dpr = torch.linspace(0, 0.1, 14).tolist()
     got = _official_stage_dpr(0.1, (2, 2, 8, 2))
     assert got == [dpr[0:2], dpr[2:4], dpr[2:10], dpr[8:10]]
-    m = _meta_model("vitaev2_vsa_s", drop_path_rate=0.1)
+    m = _meta_model("vitaev2_vsa_small", drop_path_rate=0.1)
     assert m.stages[3].blocks[1].drop_path.drop_prob == pytest.approx(dpr[9])
     assert m.stages[2].blocks[0].drop_path.drop_prob == pytest.approx(dpr[2])
 
 
 def test_vsa_test_model_contract_basics():
-    for name in ("vitaev2_vsa_test", "swin_vsa_test"):
+    for name in ("test_vsa", "test_vsa_swin"):
         m = zoo.create_model(name)
         x = torch.randn(2, 3, 70, 95)
         m(x).sum().backward()
@@ -194,7 +194,7 @@ def test_official_checkpoint_file_loads_through_create_model(tmp_path):
     torch.save({"epoch": 300, "state_dict": {"module." + k: torch.zeros_like(v) for k, v in official.items()},
                 "state_dict_ema": {"module." + k: v for k, v in official.items()}}, path)
     model = zoo.create_model(
-        "vitaev2_vsa_test", pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=10),
+        "test_vsa", pretrained=True, pretrained_cfg_overlay=dict(file=str(path), num_classes=10),
         num_classes=10, embed_dims=kw["embed_dims"], token_dims=kw["token_dims"], depths=kw["NC_depth"],
         num_heads=kw["NC_heads"], rc_heads=kw["RC_heads"], nc_groups=kw["NC_group"], rc_groups=kw["RC_group"],
         wide_pcm=kw["wide_pcm"], window_size=kw["window_size"], mlp_ratio=kw["mlp_ratio"]).eval()

@@ -8,6 +8,17 @@ count of the official implementation, reported metrics, and where both come from
 The registry is data: names, families, facts, and each family's ``checkpoint_filter_fn`` (declared with
 :func:`register_checkpoint_filter`). Building models and loading checkpoints into them is
 :mod:`zoo.factory` (``create_model``), on top of this module and of :mod:`zoo.checkpoint`.
+
+Renamed models keep their old names through timm's own mechanism: a family file calls
+``timm.models.register_model_deprecations(__name__, {old: "new" or "new.tag"})``; timm then builds
+the new model under the old name with a deprecation warning, and :func:`model_entry` (hence
+``create_model``, ``model_info``) resolves the old name to the new entry. Listings show new names only.
+
+A video model's pretrained cfg gives its clip as ``input_size=(C, T, H, W)`` (``min_input_size`` and
+``pool_size`` likewise carry the time axis): ``timm.data.resolve_data_config`` passes it on,
+``create_transform`` transforms each ``H x W`` frame, and timm's tests build ``(B, C, T, H, W)``
+inputs from it. timm's builder only knows ``(C, H, W)``, so the registry builds a video model
+with the frame size and puts the clip size back into the model's ``pretrained_cfg``.
 """
 from __future__ import annotations
 
@@ -21,6 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import timm
 import torch
 from timm.models import register_model as _timm_register_model
+from timm.models._registry import get_deprecated_models, split_model_name_tag
 
 from .downloads import pretrained_download_guard
 
@@ -28,7 +40,7 @@ __all__ = [
     "TASKS", "FamilyInfo", "ModelEntry", "register_family", "register_model", "register_checkpoint_filter",
     "family_filter",
     "list_models", "list_pretrained", "list_families", "family_info", "model_entry", "model_info", "measure",
-    "test_models",
+    "test_models", "deprecated_names",
 ]
 
 TASKS = ("classification", "video", "dense", "segmentation", "restoration")
@@ -203,11 +215,20 @@ def register_model(
         @functools.wraps(f)
         def entrypoint(*args: Any, **kwargs: Any):
             _check_output_stride(name, kwargs.pop("output_stride", None))
+            clip = None
+            if task == "video":
+                clip, kwargs = _frame_cfg(name, kwargs)
             entry = _ENTRIES[name]
             pretrained = bool(args[0] if args else kwargs.get("pretrained"))
             with pretrained_download_guard(name, pretrained, kwargs, test_model=entry.test_model,
                                            reported_tags=tuple(entry.reported)):
-                return f(*args, **kwargs)
+                model = f(*args, **kwargs)
+            if clip is not None:
+                for m in (model, getattr(model, "model", None)):
+                    cfg = getattr(m, "pretrained_cfg", None)
+                    if isinstance(cfg, dict):
+                        cfg["input_size"] = clip
+            return model
 
         return _timm_register_model(entrypoint)
 
@@ -230,6 +251,20 @@ def _check_output_stride(name: str, output_stride: Optional[int]) -> None:
             f"encoder_output_stride 8 or 16) cannot use {name}; FPN, Unet, UPerNet, Mask2Former can.")
 
 
+def _frame_cfg(name: str, kwargs: Dict[str, Any]) -> Tuple[Optional[Tuple[int, ...]], Dict[str, Any]]:
+    """For a video cfg with ``input_size=(C, T, H, W)``: that size, and ``kwargs`` with a cfg overlay
+    giving timm's builder the ``(C, H, W)`` frame size it requires."""
+    from timm.models._builder import resolve_pretrained_cfg
+
+    cfg = resolve_pretrained_cfg(name, pretrained_cfg=kwargs.get("pretrained_cfg"),
+                                 pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"))
+    size = tuple(cfg.input_size or ())
+    if len(size) != 4:
+        return None, kwargs
+    overlay = dict(kwargs.get("pretrained_cfg_overlay") or {}, input_size=(size[0],) + size[2:])
+    return size, dict(kwargs, pretrained_cfg_overlay=overlay)
+
+
 def _split_tag(name: str) -> Tuple[str, str]:
     base, _, tag = name.partition(".")
     return base, tag
@@ -239,7 +274,7 @@ def _unknown(name: str) -> ValueError:
     base, _ = _split_tag(name)
     close = difflib.get_close_matches(base, list(_ENTRIES), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    if not close and base in timm.list_models():
+    if base in timm.list_models():
         hint = " It is a timm model, not a zoo one: use timm.create_model for it."
     return ValueError(f"Unknown zoo model {name!r}.{hint} See zoo.list_models() for all names.")
 
@@ -253,16 +288,26 @@ def input_shape(name: str) -> Tuple[int, ...]:
 
     entry = model_entry(name)
     size = tuple(timm.models.get_pretrained_cfg(entry.name).input_size)
-    if entry.task == "video":
+    if entry.task == "video" and len(size) == 3:  # a cfg without the clip length
         return (size[0], entry.num_frames or 8) + size[1:]
     return size
 
 
+def deprecated_names() -> Dict[str, str]:
+    """``{old name: "new" or "new.tag"}`` for every renamed zoo model (timm's deprecation registry)."""
+    return {old: new for old, new in get_deprecated_models().items()
+            if new and split_model_name_tag(new)[0] in _ENTRIES}
+
+
 def model_entry(name: str) -> ModelEntry:
-    """The zoo record of ``name`` (a tag after a dot is ignored); ValueError with close matches."""
+    """The zoo record of ``name`` (a tag after a dot is ignored; an old name resolves to its new
+    entry); ValueError with close matches."""
     base, _ = _split_tag(name)
     if base not in _ENTRIES:
-        raise _unknown(name)
+        new = deprecated_names().get(base)
+        if new is None:
+            raise _unknown(name)
+        base = split_model_name_tag(new)[0]
     return _ENTRIES[base]
 
 

@@ -16,9 +16,15 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-__all__ = ["check_input"]
+__all__ = ["check_input", "is_fx_tracing"]
 
 _AXES = {4: "H, W", 5: "T, H, W"}
+
+
+def is_fx_tracing() -> bool:
+    """True while torch.fx traces a model symbolically (torchvision's feature extraction, timm's
+    ``feature_cls='fx'``): input checks and shape-dependent branches must stand aside then."""
+    return torch.fx._symbolic_trace.is_fx_symbolic_tracing()
 
 
 def check_input(
@@ -36,6 +42,10 @@ def check_input(
     ``fixed_size`` demands exact spatial sizes. ``model`` is a name or a module (its class name and
     ``pretrained_cfg['architecture']`` are used).
     """
+    if is_fx_tracing() or isinstance(x, torch.fx.Proxy):
+        # symbolic tracing (torchvision feature extraction, timm's feature_cls='fx') has no values
+        # to check; the traced graph runs the model's ops, which fail on a wrong input anyway
+        return
     name = model if isinstance(model, str) else _model_name(model)
     axes = _AXES.get(ndim, ", ".join(f"D{i}" for i in range(ndim - 2)))
     chans = "C" if in_chans is None else str(in_chans)

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.validation import is_fx_tracing
+
 __all__ = ["DetailSpecificFFN", "GatedDconvFFN"]
 
 
@@ -104,7 +106,9 @@ class GatedDconvFFN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         limit = self.chunk_min_pixels
-        if limit is not None and not torch.is_grad_enabled() and x.shape[-2] * x.shape[-1] >= limit:
+        # (an fx graph, which knows no sizes, records the unchunked computation)
+        if limit is not None and not torch.is_grad_enabled() and not is_fx_tracing() \
+                and x.shape[-2] * x.shape[-1] >= limit:
             return self._forward_chunked(x)
         gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
         return self.project_out(self.act(gate) * value)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from zoo.layers.padding import pad_to_multiple
+from zoo.validation import is_fx_tracing
 
 __all__ = ["na2d", "NeighborhoodAttention2d", "na2d_reference", "na_min_size"]
 
@@ -212,6 +213,19 @@ def _na_dilated(
     return out
 
 
+def _pad_small(x: torch.Tensor, min_size: int) -> Tuple[torch.Tensor, int, int]:
+    """Zero-pad a ``(B, H, W, C)`` map at the bottom/right to at least ``min_size`` per side."""
+    H, W = x.shape[1], x.shape[2]
+    x = pad_to_multiple(x, 1, channels_last=True, min_size=min_size)
+    return x, x.shape[1] - H, x.shape[2] - W
+
+
+# fx (torchvision feature extraction, timm's feature_cls='fx') records these as single calls: their
+# index arithmetic and padding depend on the map size, which symbolic tracing does not know
+torch.fx.wrap("_pad_small")
+torch.fx.wrap("_na_dilated")
+
+
 def _check_args(shape: Tuple[int, ...], kernel_size: int, dilation: int, rpb: Optional[torch.Tensor]) -> None:
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"na2d kernel_size must be odd and positive, got {kernel_size}")
@@ -355,7 +369,7 @@ class NeighborhoodAttention2d(nn.Module):
     def _cached_mask(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> Optional[torch.Tensor]:
         """The additive mask for this map size, reused while the bias is unchanged and needs no gradient."""
         d = self.dilation
-        if height % d or width % d or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if is_fx_tracing() or height % d or width % d or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return None
         rpb = self.rpb
         if rpb is not None and rpb.requires_grad and torch.is_grad_enabled():
@@ -377,16 +391,17 @@ class NeighborhoodAttention2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
         if self.pad_small:
-            x = pad_to_multiple(x, 1, channels_last=True, min_size=self.min_size)
-        Hp, Wp = x.shape[1], x.shape[2]
-        _check_args((B, Hp, Wp, self.num_heads, self.head_dim), self.kernel_size, self.dilation, self.rpb)
+            x, pad_h, pad_w = _pad_small(x, self.min_size)
+        Hp, Wp = H + pad_h, W + pad_w
+        if not is_fx_tracing():
+            _check_args((B, Hp, Wp, self.num_heads, self.head_dim), self.kernel_size, self.dilation, self.rpb)
         # one copy to heads-first (3, B, heads, H, W, head_dim), shared by q, k and v
         q, k, v = self.qkv(x).view(B, Hp, Wp, 3, self.num_heads, self.head_dim).permute(3, 0, 4, 1, 2, 5).contiguous()
         mask = self._cached_mask(Hp, Wp, q.dtype, q.device)
         x = _na_dilated(q, k, v, self.kernel_size, self.dilation, self.scale, rpb=self.rpb, mask=mask,
                         dropout_p=self.attn_drop if self.training else 0.0)
         x = x.reshape(B, Hp, Wp, C)
-        if Hp != H or Wp != W:
+        if is_fx_tracing() or pad_h or pad_w:
             x = x[:, :H, :W]
         return self.proj_drop(self.proj(x))
 

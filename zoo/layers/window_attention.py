@@ -25,11 +25,13 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import to_2tuple
 
-from zoo.layers.rel_pos import RelPosBias
-
 from zoo.layers.padding import pad_to_multiple
+from zoo.layers.rel_pos import RelPosBias
+from zoo.validation import is_fx_tracing
 
 __all__ = ["window_partition", "window_reverse", "WindowAttention"]
+
+torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
 _Size = Union[int, Tuple[int, int]]
 
@@ -58,7 +60,7 @@ def window_reverse(
     Hp, Wp = padded_size
     C = windows.shape[-1]
     x = windows.view(-1, Hp // wh, Wp // ww, wh, ww, C).permute(0, 1, 3, 2, 4, 5).reshape(-1, Hp, Wp, C)
-    if size is not None and (size[0] != Hp or size[1] != Wp):
+    if size is not None and (is_fx_tracing() or size[0] != Hp or size[1] != Wp):
         x = x[:, :size[0], :size[1], :].contiguous()
     return x
 

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 from timm.layers import DropPath, Mlp, resize_rel_pos_bias_table, to_2tuple, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
@@ -35,7 +35,9 @@ from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw, pad_to_multiple
 from zoo.layers.window_attention import WindowAttention
 from zoo.registry import register_checkpoint_filter, register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
+
+torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
 __all__ = ["MixFormer", "MixingAttention", "MixingBlock", "checkpoint_filter_fn"]
 
@@ -241,7 +243,7 @@ class MixingBlock(nn.Module):
         # branch projections (their LN(bias) values are seen by the attention, the conv and the pooling)
         y = pad_to_multiple(self.norm1(x), self.window_size, channels_last=True)
         y = self.attn(y)
-        if y.shape[1] != H or y.shape[2] != W:
+        if is_fx_tracing() or y.shape[1] != H or y.shape[2] != W:
             y = y[:, :H, :W]
         x = x + self.drop_path1(y)
         return x + self.drop_path2(self.mlp(self.norm2(x)))
@@ -402,7 +404,7 @@ class MixFormer(nn.Module):
 
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans)
-        if self.training and x.shape[0] == 1:
+        if self.training and not is_fx_tracing() and x.shape[0] == 1:
             # the channel interaction's BatchNorm sees one pooled vector per image: batch statistics
             # need two images or more (torch's own error would come from deep inside the block)
             name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__
@@ -601,7 +603,7 @@ default_cfgs = generate_default_cfgs({
     "mixformer_b4.in1k": _paddle_cfg(4),
     "mixformer_b5": _cfg(),
     "mixformer_b6.in1k": _paddle_cfg(6),
-    "mixformer_test": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    "test_mixformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
 
@@ -662,7 +664,13 @@ def mixformer_b6(pretrained: bool = False, **kwargs: Any) -> MixFormer:
 
 
 @register_model(family="mixformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def mixformer_test(pretrained: bool = False, **kwargs: Any) -> MixFormer:
+def test_mixformer(pretrained: bool = False, **kwargs: Any) -> MixFormer:
     """Tiny MixFormer (the structure of the parity bundle: widths 16-128, one block per stage)."""
     model_args = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
-    return _create_mixformer("mixformer_test", pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_mixformer("test_mixformer", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "mixformer_test": "test_mixformer",
+})

@@ -34,14 +34,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from timm.layers import ConvNormAct, DropPath, resample_abs_pos_embed, trunc_normal_
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 
 from zoo.hub import unwrap_state_dict
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw, pad_to_multiple
 from zoo.layers.window_attention import WindowAttention, window_partition, window_reverse
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 _logger = logging.getLogger(__name__)
 
@@ -116,11 +116,7 @@ class UNetEncoder(nn.Module):
         if not embed:
             return [f1, f2, f3], None
         x = nchw_to_nhwc(self.proj(F.max_pool2d(f3, 2)))
-        gh, gw = x.shape[1:3]
-        pos = self.pos_embed
-        if (gh, gw) != tuple(self.grid_size):
-            pos = resample_abs_pos_embed(pos, new_size=[gh, gw], old_size=list(self.grid_size), num_prefix_tokens=0)
-        return [f1, f2, f3], x + pos.reshape(1, gh, gw, -1)
+        return [f1, f2, f3], x + _pos_embed_for(self.pos_embed, tuple(self.grid_size), x.shape[1], x.shape[2])
 
 
 def gaussian_prior(n: int, shift: torch.Tensor, bias: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -179,6 +175,19 @@ def pad_bottom_right_corner(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Te
     return torch.cat([top, bottom], dim=1)
 
 
+def _pos_embed_for(pos: torch.Tensor, grid_size: Tuple[int, int], gh: int, gw: int) -> torch.Tensor:
+    """The (1, N, C) position embedding of ``grid_size`` as a (1, gh, gw, C) map, resampled if the grid differs."""
+    if (gh, gw) != tuple(grid_size):
+        pos = resample_abs_pos_embed(pos, new_size=[gh, gw], old_size=list(grid_size), num_prefix_tokens=0)
+    return pos.reshape(1, gh, gw, -1)
+
+
+# fx records these as single calls: their padding depends on the map size
+torch.fx.wrap("pad_bottom_right_corner")
+torch.fx.wrap("pad_to_multiple")
+torch.fx.wrap("_pos_embed_for")
+
+
 class LocalGlobalGaussianAttention(nn.Module):
     """Local-global Gaussian-weighted self-attention (LGG-SA, official ``CSAttention``).
 
@@ -207,7 +216,7 @@ class LocalGlobalGaussianAttention(nn.Module):
         b, h, w, c = x.shape
         ws = self.window_size
         pad_h, pad_w = (-h) % ws, (-w) % ws
-        if pad_h or pad_w:
+        if is_fx_tracing() or pad_h or pad_w:
             x = pad_bottom_right_corner(x, pad_h, pad_w)
         win, (hp, wp) = window_partition(x, ws)  # (b * gh * gw, ws * ws, c), no padding left to add
         win = self.local_attn(win)
@@ -494,6 +503,13 @@ class MTUNet(nn.Module):
             else nn.Identity()
 
     def _check_and_pad(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        if is_fx_tracing():
+            # an fx graph is recorded for inputs of this model's configuration (in_chans channels);
+            # a dynamic-size model pads in one recorded call
+            h, w = x.shape[-2], x.shape[-1]
+            if self.dynamic_img_size:
+                x = _pad_to_levels(x, self.reduction)
+            return x.contiguous(memory_format=torch.channels_last), (h, w)
         check_input(x, model=self)
         name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__
         c = x.shape[1]
@@ -711,7 +727,7 @@ def _cfg(url: str = "", **kwargs):
         "num_classes": 9,
         # official models take 3 channels (a 1-channel slice is repeated to 3 inside forward)
         "input_size": (3, 224, 224),
-        "pool_size": None,
+        "pool_size": (224, 224),  # forward_features: the decoder map at the input size
         "crop_pct": 1.0,
         "interpolation": "bicubic",
         "fixed_input_size": True,
@@ -730,19 +746,19 @@ def _cfg(url: str = "", **kwargs):
 default_cfgs = generate_default_cfgs({
     # The official weights are plain state_dicts on Google Drive and Zenodo (no direct URL);
     # download them by hand and load with pretrained_cfg_overlay=dict(file=...).
-    "mtunet_synapse.synapse": _cfg(
+    "mtunet.synapse": _cfg(
         num_classes=9,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
                "1frQAK05UtiAO8rvKG9y5GXABaH70_-Hu (README 2022/01/04 update).",
                "Input: one CT slice (B, 1, 224, 224) or repeated (B, 3, 224, 224), preprocessed as in "
                "TransUNet's Synapse data.")),
-    "mtunet_acdc.acdc": _cfg(
+    "mtunet.acdc": _cfg(
         num_classes=4,
         notes=("Official weights: Zenodo record https://zenodo.org/records/18831591, Google Drive id "
                "1eo6d-d_kR0qbHBIHq49TQ1CFpPLypJUT (README 2022/01/05 update).",
                "Input: one MR slice (B, 1, 224, 224) or repeated to 3 channels; the authors' own ACDC split.")),
-    "mtunet_test": _cfg(num_classes=4, input_size=(3, 64, 64), fixed_input_size=False, mean=(0.5, 0.5, 0.5),
-                        std=(0.5, 0.5, 0.5)),
+    "test_mtunet": _cfg(num_classes=4, input_size=(3, 64, 64), pool_size=(64, 64), fixed_input_size=False,
+                        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
 })
 
 
@@ -750,26 +766,26 @@ default_cfgs = generate_default_cfgs({
 @register_model(family="mtunet", task="segmentation", official_params=79_075_389, dropped_params={"*.CSAttention.global_atten.out.*": 3_806_720},
                 manifest="mtunet/mtunet_synapse",
                 reported={"synapse": dict(metric="dsc", value=79.20, dataset="synapse",
-                                          source="official README (2022/01/04 update); paper 78.59")})
-def mtunet_synapse(pretrained: bool = False, **kwargs) -> MTUNet:
-    """MT-UNet for Synapse multi-organ CT (9 classes incl. background)."""
-    model_args = dict(num_classes=9)
-    return _create_mtunet("mtunet_synapse", pretrained=pretrained, **dict(model_args, **kwargs))
-
-
-@register_model(family="mtunet", task="segmentation", official_params=79_075_064, dropped_params={"*.CSAttention.global_atten.out.*": 3_806_720},
-                manifest="mtunet/mtunet_acdc",
-                reported={"acdc": dict(metric="dsc", value=91.61, dataset="acdc",
+                                          source="official README (2022/01/04 update); paper 78.59"),
+                          "acdc": dict(metric="dsc", value=91.61, dataset="acdc",
                                        source="official README (2022/01/05 update)")})
-def mtunet_acdc(pretrained: bool = False, **kwargs) -> MTUNet:
-    """MT-UNet for ACDC cardiac MR (4 classes incl. background)."""
-    model_args = dict(num_classes=4)
-    return _create_mtunet("mtunet_acdc", pretrained=pretrained, **dict(model_args, **kwargs))
+def mtunet(pretrained: bool = False, **kwargs) -> MTUNet:
+    """MT-UNet: Synapse multi-organ CT (9 classes incl. background) and ACDC cardiac MR (4 classes) weights;
+    ``num_classes`` follows the tag's cfg (``mtunet.acdc``: 4, 79,075,064 parameters as the official model)."""
+    return _create_mtunet("mtunet", pretrained=pretrained, **kwargs)
 
 
 @register_model(family="mtunet", task="segmentation", test_model=True, test_sizes=[(64, 64), (50, 70)])
-def mtunet_test(pretrained: bool = False, **kwargs) -> MTUNet:
+def test_mtunet(pretrained: bool = False, **kwargs) -> MTUNet:
     """Tiny MT-UNet for tests: same structure, small widths, 64x64 position grid, any input size."""
     model_args = dict(img_size=64, num_classes=4, stem_widths=(8, 8, 16), embed_dims=(16, 32, 64),
                       num_heads=2, num_memory=8, dynamic_img_size=True)
-    return _create_mtunet("mtunet_test", pretrained=pretrained, **dict(model_args, **kwargs))
+    return _create_mtunet("test_mtunet", pretrained=pretrained, **dict(model_args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "mtunet_synapse": "mtunet.synapse",
+    "mtunet_acdc": "mtunet.acdc",
+    "mtunet_test": "test_mtunet",
+})

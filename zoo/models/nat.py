@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 from timm.models.swin_transformer import PatchMerging
@@ -40,7 +40,9 @@ from zoo.hub import unwrap_state_dict
 from zoo.layers.neighborhood_attention import NeighborhoodAttention2d, na_min_size
 from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
+
+torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
 __all__ = ["NAT", "NATIsotropic", "NATLayer", "checkpoint_filter_fn"]
 
@@ -635,6 +637,8 @@ def _nat_cfg(size: str) -> Dict[str, Any]:
     return _cfg(
         url=f"https://shi-labs.com/projects/nat/checkpoints/CLS/nat_{size}.pth",
         hf_hub_id=f"shi-labs/nat-{size}-in1k-224", hf_hub_filename="pytorch_model.bin",
+        # the 7x7 neighbourhoods need a 7x7 map at stride 32 (NAT.min_input_size)
+        min_input_size=(3, 193, 193),
         paper_name="Neighborhood Attention Transformer")
 
 
@@ -642,6 +646,7 @@ def _iso_cfg(size: str) -> Dict[str, Any]:
     return _cfg(
         url=f"https://shi-labs.com/projects/dinat/checkpoints/isotropic/nat_isotropic_{size}_in1k_224.pth",
         first_conv="patch_embed.proj", pool_size=(14, 14), paper_ids="arXiv:2209.15001",
+        min_input_size=(3, 97, 97),  # the 7x7 neighbourhoods need a 7x7 map at stride 16
         paper_name="Dilated Neighborhood Attention Transformer")
 
 
@@ -652,8 +657,9 @@ default_cfgs = generate_default_cfgs({
     "nat_base.in1k": _nat_cfg("base"),
     "nat_isotropic_small.in1k": _iso_cfg("small"),
     "nat_isotropic_base.in1k": _iso_cfg("base"),
-    "nat_test": _cfg(input_size=(3, 80, 80), pool_size=(3, 3)),
-    "nat_isotropic_test": _cfg(input_size=(3, 64, 64), pool_size=(4, 4), first_conv="patch_embed.proj"),
+    "test_nat": _cfg(input_size=(3, 80, 80), pool_size=(3, 3), min_input_size=(3, 65, 65)),
+    "test_nat_isotropic": _cfg(input_size=(3, 64, 64), pool_size=(4, 4), min_input_size=(3, 33, 33),
+                               first_conv="patch_embed.proj"),
 })
 
 
@@ -708,16 +714,23 @@ def nat_isotropic_base(pretrained: bool = False, **kwargs) -> NATIsotropic:
 
 
 @register_model(family="nat", task="classification", test_model=True, test_sizes=[(80, 80), (70, 95)])
-def nat_test(pretrained: bool = False, **kwargs) -> NAT:
+def test_nat(pretrained: bool = False, **kwargs) -> NAT:
     """Tiny NAT (kernel 3, layer scale) for the general tests; smallest input 65x65."""
     args = dict(depths=(1, 1, 2, 1), embed_dim=8, num_heads=(1, 2, 2, 4), mlp_ratio=2.0, kernel_size=3,
                 layer_scale=1e-5)
-    return _create_nat("nat_test", pretrained, **dict(args, **kwargs))
+    return _create_nat("test_nat", pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="nat", task="classification", test_model=True, test_sizes=[(64, 64), (50, 75)],
                 feature_reductions=(16,) * 3)
-def nat_isotropic_test(pretrained: bool = False, **kwargs) -> NATIsotropic:
+def test_nat_isotropic(pretrained: bool = False, **kwargs) -> NATIsotropic:
     """Tiny isotropic NAT (kernel 3) for the general tests; smallest input 33x33."""
     args = dict(embed_dim=16, depth=3, num_heads=2, mlp_ratio=2.0, kernel_size=3)
-    return _create_nat_isotropic("nat_isotropic_test", pretrained, **dict(args, **kwargs))
+    return _create_nat_isotropic("test_nat_isotropic", pretrained, **dict(args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "nat_isotropic_test": "test_nat_isotropic",
+    "nat_test": "test_nat",
+})

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from timm.layers import LayerNorm2d
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 
 from zoo.hub import licence_note, unwrap_state_dict
@@ -31,6 +31,8 @@ from zoo.layers.ffn import GatedDconvFFN
 from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
+
+torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
 __all__ = ["Restormer", "MultiDconvHeadTransposedAttention", "RestormerBlock", "RestormerBlocks", "BiasFreeLayerNorm2d",
            "channel_layer_norm"]
@@ -435,7 +437,7 @@ def _cfg(file: str = "", in_chans: int = 3, **kwargs: Any) -> Dict[str, Any]:
         "url": _RELEASE + file if file else "",
         "num_classes": 0,
         "input_size": (in_chans, 256, 256),
-        "pool_size": None,
+        "pool_size": (256, 256),  # forward_features keeps the input size
         "crop_pct": 1.0,
         "interpolation": "bicubic",
         "fixed_input_size": False,
@@ -456,20 +458,23 @@ def _cfg(file: str = "", in_chans: int = 3, **kwargs: Any) -> Dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    "restormer_deraining.rain13k": _cfg("deraining.pth"),
-    "restormer_motion_deblurring.gopro": _cfg("motion_deblurring.pth"),
-    "restormer_defocus_deblurring.dpdd": _cfg("single_image_defocus_deblurring.pth"),
-    "restormer_defocus_deblurring_dual_pixel.dpdd": _cfg("dual_pixel_defocus_deblurring.pth", in_chans=6),
-    "restormer_real_denoising.sidd": _cfg("real_denoising.pth"),
-    "restormer_denoising_color.blind": _cfg("gaussian_color_denoising_blind.pth"),
-    "restormer_denoising_color.sigma15": _cfg("gaussian_color_denoising_sigma15.pth"),
-    "restormer_denoising_color.sigma25": _cfg("gaussian_color_denoising_sigma25.pth"),
-    "restormer_denoising_color.sigma50": _cfg("gaussian_color_denoising_sigma50.pth"),
-    "restormer_denoising_gray.blind": _cfg("gaussian_gray_denoising_blind.pth", in_chans=1),
-    "restormer_denoising_gray.sigma15": _cfg("gaussian_gray_denoising_sigma15.pth", in_chans=1),
-    "restormer_denoising_gray.sigma25": _cfg("gaussian_gray_denoising_sigma25.pth", in_chans=1),
-    "restormer_denoising_gray.sigma50": _cfg("gaussian_gray_denoising_sigma50.pth", in_chans=1),
-    "restormer_test": _cfg(input_size=(3, 32, 32)),
+    # one architecture, a tag per task: WithBias LayerNorm, 3 channels in and out
+    "restormer.rain13k": _cfg("deraining.pth"),
+    "restormer.gopro": _cfg("motion_deblurring.pth"),
+    "restormer.dpdd": _cfg("single_image_defocus_deblurring.pth"),
+    # left and right views (6 channels) in, 3 out
+    "restormer_dual_pixel.dpdd": _cfg("dual_pixel_defocus_deblurring.pth", in_chans=6),
+    # BiasFree LayerNorm (denoising): real noise (SIDD) and Gaussian noise (blind, or one model per sigma)
+    "restormer_bias_free.sidd": _cfg("real_denoising.pth"),
+    "restormer_bias_free.blind": _cfg("gaussian_color_denoising_blind.pth"),
+    "restormer_bias_free.sigma15": _cfg("gaussian_color_denoising_sigma15.pth"),
+    "restormer_bias_free.sigma25": _cfg("gaussian_color_denoising_sigma25.pth"),
+    "restormer_bias_free.sigma50": _cfg("gaussian_color_denoising_sigma50.pth"),
+    "restormer_bias_free_gray.blind": _cfg("gaussian_gray_denoising_blind.pth", in_chans=1),
+    "restormer_bias_free_gray.sigma15": _cfg("gaussian_gray_denoising_sigma15.pth", in_chans=1),
+    "restormer_bias_free_gray.sigma25": _cfg("gaussian_gray_denoising_sigma25.pth", in_chans=1),
+    "restormer_bias_free_gray.sigma50": _cfg("gaussian_gray_denoising_sigma50.pth", in_chans=1),
+    "test_restormer": _cfg(input_size=(3, 32, 32), pool_size=(32, 32)),
 })
 
 # the architecture every release shares (official Options/*.yml and demo.py)
@@ -484,59 +489,40 @@ def _psnr(value: float, dataset: str, source: str) -> Dict[str, Any]:
 
 @register_model(family="restormer", task="restoration", official_params=26_126_644,
                 manifest="restormer/deraining",
-                reported={"rain13k": _psnr(33.96, "Test100/Rain100H/Rain100L/Test2800/Test1200 (mean, Y channel)",
-                                           "paper, Table 1")})
-def restormer_deraining(pretrained: bool = False, **kwargs: Any) -> Restormer:
-    """Restormer for deraining (trained on Rain13K), WithBias LayerNorm."""
-    return _create_restormer("restormer_deraining", pretrained, **{**_BASE, "norm_bias": True, **kwargs})
-
-
-@register_model(family="restormer", task="restoration", official_params=26_126_644,
-                manifest="restormer/motion_deblurring",
-                reported={"gopro": _psnr(32.92, "GoPro test", "paper, Table 2")})
-def restormer_motion_deblurring(pretrained: bool = False, **kwargs: Any) -> Restormer:
-    """Restormer for single-image motion deblurring (trained on GoPro), WithBias LayerNorm."""
-    return _create_restormer("restormer_motion_deblurring", pretrained, **{**_BASE, "norm_bias": True, **kwargs})
-
-
-@register_model(family="restormer", task="restoration", official_params=26_126_644,
-                manifest="restormer/single_image_defocus_deblurring",
-                reported={"dpdd": _psnr(25.98, "DPDD test, combined (single image)", "paper, Table 3")})
-def restormer_defocus_deblurring(pretrained: bool = False, **kwargs: Any) -> Restormer:
-    """Restormer for single-image defocus deblurring (trained on DPDD), WithBias LayerNorm."""
-    return _create_restormer("restormer_defocus_deblurring", pretrained, **{**_BASE, "norm_bias": True, **kwargs})
+                reported={
+                    "rain13k": _psnr(33.96, "Test100/Rain100H/Rain100L/Test2800/Test1200 (mean, Y channel)",
+                                     "paper, Table 1"),
+                    "gopro": _psnr(32.92, "GoPro test", "paper, Table 2"),
+                    "dpdd": _psnr(25.98, "DPDD test, combined (single image)", "paper, Table 3"),
+                })
+def restormer(pretrained: bool = False, **kwargs: Any) -> Restormer:
+    """Restormer, WithBias LayerNorm: deraining (Rain13K), motion deblurring (GoPro), single-image
+    defocus deblurring (DPDD) weights."""
+    return _create_restormer("restormer", pretrained, **{**_BASE, "norm_bias": True, **kwargs})
 
 
 @register_model(family="restormer", task="restoration", official_params=26_132_548,
                 manifest="restormer/dual_pixel_defocus_deblurring",
                 reported={"dpdd": _psnr(26.66, "DPDD test, combined (dual pixel)", "paper, Table 3")})
-def restormer_defocus_deblurring_dual_pixel(pretrained: bool = False, **kwargs: Any) -> Restormer:
+def restormer_dual_pixel(pretrained: bool = False, **kwargs: Any) -> Restormer:
     """Restormer for dual-pixel defocus deblurring: left and right views (6 channels) in, 3 out."""
     kwargs.setdefault("in_chans", 6)
     return _create_restormer(
-        "restormer_defocus_deblurring_dual_pixel", pretrained,
-        **{**_BASE, "norm_bias": True, "dual_pixel_task": True, **kwargs})
+        "restormer_dual_pixel", pretrained, **{**_BASE, "norm_bias": True, "dual_pixel_task": True, **kwargs})
 
 
 @register_model(family="restormer", task="restoration", official_params=26_111_668,
                 manifest="restormer/real_denoising",
-                reported={"sidd": _psnr(40.02, "SIDD validation (sRGB)", "paper, Table 6")})
-def restormer_real_denoising(pretrained: bool = False, **kwargs: Any) -> Restormer:
-    """Restormer for real-noise denoising (trained on SIDD), BiasFree LayerNorm."""
-    return _create_restormer("restormer_real_denoising", pretrained, **{**_BASE, "norm_bias": False, **kwargs})
-
-
-@register_model(family="restormer", task="restoration", official_params=26_111_668,
-                manifest="restormer/gaussian_color_denoising",
                 reported={
+                    "sidd": _psnr(40.02, "SIDD validation (sRGB)", "paper, Table 6"),
                     "blind": _psnr(31.78, "CBSD68, sigma 25 (one model for all noise levels)", "paper, Table 5"),
                     "sigma15": _psnr(34.40, "CBSD68, sigma 15", "paper, Table 5"),
                     "sigma25": _psnr(31.79, "CBSD68, sigma 25", "paper, Table 5"),
                     "sigma50": _psnr(28.60, "CBSD68, sigma 50", "paper, Table 5"),
                 })
-def restormer_denoising_color(pretrained: bool = False, **kwargs: Any) -> Restormer:
-    """Restormer for Gaussian color denoising (blind, or one model per sigma), BiasFree LayerNorm."""
-    return _create_restormer("restormer_denoising_color", pretrained, **{**_BASE, "norm_bias": False, **kwargs})
+def restormer_bias_free(pretrained: bool = False, **kwargs: Any) -> Restormer:
+    """Restormer with BiasFree LayerNorm (denoising): real noise (SIDD), Gaussian color noise."""
+    return _create_restormer("restormer_bias_free", pretrained, **{**_BASE, "norm_bias": False, **kwargs})
 
 
 @register_model(family="restormer", task="restoration", official_params=26_109_076,
@@ -547,14 +533,27 @@ def restormer_denoising_color(pretrained: bool = False, **kwargs: Any) -> Restor
                     "sigma25": _psnr(29.52, "BSD68, sigma 25", "paper, Table 4"),
                     "sigma50": _psnr(26.62, "BSD68, sigma 50", "paper, Table 4"),
                 })
-def restormer_denoising_gray(pretrained: bool = False, **kwargs: Any) -> Restormer:
+def restormer_bias_free_gray(pretrained: bool = False, **kwargs: Any) -> Restormer:
     """Restormer for Gaussian grayscale denoising (1 channel in and out), BiasFree LayerNorm."""
     kwargs.setdefault("in_chans", 1)
-    return _create_restormer("restormer_denoising_gray", pretrained, **{**_BASE, "norm_bias": False, **kwargs})
+    return _create_restormer("restormer_bias_free_gray", pretrained, **{**_BASE, "norm_bias": False, **kwargs})
 
 
 @register_model(family="restormer", task="restoration", test_model=True, test_sizes=[(32, 32), (27, 45)])
-def restormer_test(pretrained: bool = False, **kwargs: Any) -> Restormer:
+def test_restormer(pretrained: bool = False, **kwargs: Any) -> Restormer:
     """A tiny Restormer with the full structure (4 levels, refinement, WithBias LN) for fast tests."""
     model_args = dict(embed_dim=8, depths=(1, 1, 1, 1), num_refinement_blocks=1, num_heads=(1, 2, 2, 4))
-    return _create_restormer("restormer_test", pretrained, **{**model_args, **kwargs})
+    return _create_restormer("test_restormer", pretrained, **{**model_args, **kwargs})
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "restormer_deraining": "restormer.rain13k",
+    "restormer_motion_deblurring": "restormer.gopro",
+    "restormer_defocus_deblurring": "restormer.dpdd",
+    "restormer_defocus_deblurring_dual_pixel": "restormer_dual_pixel.dpdd",
+    "restormer_real_denoising": "restormer_bias_free.sidd",
+    "restormer_denoising_color": "restormer_bias_free.blind",
+    "restormer_denoising_gray": "restormer_bias_free_gray.blind",
+    "restormer_test": "test_restormer",
+})

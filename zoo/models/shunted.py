@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint_seq
 
@@ -57,6 +57,8 @@ from zoo.layers.ffn import DetailSpecificFFN
 from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input
+
+torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
 __all__ = [
     "ShuntedTransformer", "ShuntedAttention", "ShuntedBlock", "checkpoint_filter_fn",
@@ -505,6 +507,7 @@ def _create_shunted(variant: str, pretrained: bool = False, **kwargs) -> Shunted
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+        "min_input_size": (3, 3, 3),  # ShuntedTransformer.min_input_size
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stem.conv.0", "classifier": "head.fc",
@@ -528,10 +531,10 @@ def _official_cfg(size: str, top1: float) -> Dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    "shunted_t.in1k": _official_cfg("T", 79.8),
-    "shunted_s.in1k": _official_cfg("S", 82.9),
-    "shunted_b.in1k": _official_cfg("B", 84.0),
-    "shunted_test": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    "shunted_tiny.in1k": _official_cfg("T", 79.8),
+    "shunted_small.in1k": _official_cfg("S", 82.9),
+    "shunted_base.in1k": _official_cfg("B", 84.0),
+    "test_shunted": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
 
@@ -546,28 +549,37 @@ _COMMON = dict(embed_dims=(64, 128, 256, 512), num_heads=(2, 4, 8, 16), mlp_rati
 
 @register_model(family="shunted", task="classification", official_params=11_553_576, manifest="shunted/shunted_t",
                 reported=_top1(79.8))
-def shunted_t(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
+def shunted_tiny(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
     args = dict(_COMMON, depths=(1, 2, 4, 1), num_conv=0)
-    return _create_shunted("shunted_t", pretrained, **dict(args, **kwargs))
+    return _create_shunted("shunted_tiny", pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="shunted", task="classification", official_params=22_401_256, manifest="shunted/shunted_s",
                 reported=_top1(82.9))
-def shunted_s(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
+def shunted_small(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
     args = dict(_COMMON, depths=(2, 4, 12, 1), num_conv=1)
-    return _create_shunted("shunted_s", pretrained, **dict(args, **kwargs))
+    return _create_shunted("shunted_small", pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="shunted", task="classification", official_params=39_614_376, manifest="shunted/shunted_b",
                 reported=_top1(84.0))
-def shunted_b(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
+def shunted_base(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
     args = dict(_COMMON, depths=(3, 4, 24, 2), num_conv=2)
-    return _create_shunted("shunted_b", pretrained, **dict(args, **kwargs))
+    return _create_shunted("shunted_base", pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="shunted", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def shunted_test(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
+def test_shunted(pretrained: bool = False, **kwargs) -> ShuntedTransformer:
     """Tiny Shunted Transformer (one stem conv, every attention kind) for the general tests."""
     args = dict(depths=(1, 1, 1, 1), embed_dims=(16, 16, 24, 32), num_heads=(2, 2, 2, 4), mlp_ratios=(2, 2, 2, 2),
                 sr_ratios=(8, 4, 2, 1), num_conv=1, qkv_bias=True)
-    return _create_shunted("shunted_test", pretrained, **dict(args, **kwargs))
+    return _create_shunted("test_shunted", pretrained, **dict(args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "shunted_t": "shunted_tiny",
+    "shunted_s": "shunted_small",
+    "shunted_b": "shunted_base",
+    "shunted_test": "test_shunted",
+})

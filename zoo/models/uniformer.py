@@ -265,6 +265,22 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
 
 
+def _num_kept(n: int, ratio: float) -> int:
+    return int(n * ratio)
+
+
+def _blend_scores(score: torch.Tensor, cls_row: torch.Tensor, t: float) -> torch.Tensor:
+    if score.shape[1] == cls_row.shape[1]:
+        return (1 - t) * score + t * cls_row
+    n = cls_row.shape[1] - 1
+    return torch.cat([(1 - t) * score[:, :n] + t * cls_row[:, :n], score[:, n:]], dim=1)
+
+
+torch.fx.wrap("_blend_scores")  # fx: which scores are blended depends on the token count
+torch.fx.wrap("_channels_last")  # fx: the memory format depends on the input's rank
+torch.fx.wrap("_num_kept")  # fx: the kept-token count depends on the map size
+
+
 class UniFormerStage(nn.Module):
     """A downsampling embed followed by the stage's blocks (all local or all global)."""
 
@@ -601,11 +617,7 @@ class EvoGlobalBlock(nn.Module):
         """
         if score is None:
             return cls_row
-        t = self.trade_off
-        if score.shape[1] == cls_row.shape[1]:
-            return (1 - t) * score + t * cls_row
-        n = cls_row.shape[1] - 1
-        return torch.cat([(1 - t) * score[:, :n] + t * cls_row[:, :n], score[:, n:]], dim=1)
+        return _blend_scores(score, cls_row, float(self.trade_off))
 
     def _residuals(self, z: torch.Tensor, score: Optional[torch.Tensor]):
         a, cls_row = self.attn(self.norm1(z))
@@ -627,7 +639,7 @@ class EvoGlobalBlock(nn.Module):
             return z[:, :1], z[:, 1:].transpose(1, 2).reshape(B, C, H, W), score
         if score is None:
             raise ValueError("a pruning block needs the token scores of an earlier block")
-        keep = int(N * self.prune_ratio)
+        keep = _num_kept(N, float(self.prune_ratio))
         order = _order_by_score(score)
         t_sorted = torch.gather(t, 1, order.unsqueeze(-1).expand(-1, -1, C))
         score = torch.gather(score, 1, order)
@@ -1139,12 +1151,10 @@ default_cfgs = generate_default_cfgs({
     "uniformer_xs.in1k": _light("1CwQ91fjuAu3Rhn3zV4vjAmQ8v36AfYPT", 32, 224),
     "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
 
-    "uniformer_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
-                                      classifier=("head", "aux_head")),
-    "uniformer_light_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
-                                           **_CONV_STEM),
-    "uniformer_video_test.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2, 2), num_classes=10,
-                                           notes=("input (B, 3, 4, 64, 64)",)),
+    "test_uniformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, classifier=("head", "aux_head")),
+    "test_uniformer_light": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, **_CONV_STEM),
+    # a video cfg gives the clip: input_size (C, T, H, W), pool_size (T', H', W') (see zoo.registry)
+    "test_uniformer_video": _cfg(input_size=(3, 4, 64, 64), pool_size=(2, 2, 2), num_classes=10),
 })
 
 
@@ -1316,17 +1326,17 @@ def uniformer_base_video(pretrained: bool = False, **kwargs) -> UniFormer:
 
 
 @register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def uniformer_test(pretrained: bool = False, **kwargs) -> UniFormer:
+def test_uniformer(pretrained: bool = False, **kwargs) -> UniFormer:
     """Tiny image UniFormer for the general tests (patch stem, layer scale, token-labeling head)."""
-    return _build("uniformer_test", pretrained,
+    return _build("test_uniformer", pretrained,
                   dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, ls_init_value=1e-6,
                        aux_head=True), kwargs)
 
 
 @register_model(family="uniformer", task="video", test_model=True, test_sizes=[(4, 64, 64), (3, 70, 95)])
-def uniformer_video_test(pretrained: bool = False, **kwargs) -> UniFormer:
+def test_uniformer_video(pretrained: bool = False, **kwargs) -> UniFormer:
     """Tiny video UniFormer for the general tests."""
-    return _build("uniformer_video_test", pretrained,
+    return _build("test_uniformer_video", pretrained,
                   dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 48, 64), head_dim=16, spatial_dims=3), kwargs)
 
 
@@ -1354,16 +1364,20 @@ def uniformer_xs(pretrained: bool = False, **kwargs) -> UniFormerLight:
 
 
 @register_model(family="uniformer", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def uniformer_light_test(pretrained: bool = False, **kwargs) -> UniFormerLight:
+def test_uniformer_light(pretrained: bool = False, **kwargs) -> UniFormerLight:
     """Tiny light UniFormer (token pruning, layer scale) for the general tests."""
     arch = dict(depths=(1, 1, 3, 2), embed_dims=(16, 32, 48, 64), head_dim=16, mlp_ratio=3.,
                 prune_ratios=((), (), (1, 0.5, 0.5), (0.5, 0.5)), trade_offs=((), (), (1, 0.5, 0.5), (0.5, 0.5)),
                 ls_init_value=1e-6)
-    return _create_uniformer("uniformer_light_test", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
+    return _create_uniformer("test_uniformer_light", pretrained, model_cls=UniFormerLight, **dict(arch, **kwargs))
 
 
-# the video architectures were first registered under their Kinetics-400 names
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too): the video
+# architectures were first registered under their Kinetics-400 names, the test models as <family>_test
 register_model_deprecations(__name__, {
     "uniformer_small_k400": "uniformer_small_video",
     "uniformer_base_k400": "uniformer_base_video",
+    "uniformer_test": "test_uniformer",
+    "uniformer_light_test": "test_uniformer_light",
+    "uniformer_video_test": "test_uniformer_video",
 })

@@ -44,7 +44,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
     PatchEmbed, calculate_drop_path_rates, resample_abs_pos_embed, resample_patch_embed, to_2tuple, trunc_normal_,
 )
-from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs
+from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models.vision_transformer_sam import Block
 
@@ -431,7 +431,8 @@ def _cfg(url: str = "", **kwargs: Any) -> Dict[str, Any]:
         "url": url,
         "num_classes": 0,
         "input_size": (3, 1024, 1024),
-        "pool_size": None,
+        "pool_size": (64, 64),  # forward_features: stride 16
+        "min_input_size": (3, 17, 17),  # the pyramid's stride-32 level needs two patches per side
         "crop_pct": 1.0,
         "interpolation": "bilinear",
         "fixed_input_size": False,
@@ -497,7 +498,7 @@ default_cfgs = generate_default_cfgs({
     "vitdet_large_patch16.ibot_in1k": _cfg(
         url=("https://lf3-nlp-opensource.bytetos.com/obj/nlp-opensource/archive/2022/ibot/vitl_16/checkpoint_teacher.pth",
              "ibot_vitl16_checkpoint_teacher.pth"), custom_load=True, **_IBOT),
-    "vitdet_test": _cfg(input_size=(3, 64, 64)),
+    "test_vitdet": _cfg(input_size=(3, 64, 64), pool_size=(4, 4)),
 })
 
 _D2_SOURCE = "detectron2 projects/ViTDet/README.md"
@@ -545,8 +546,14 @@ def vitdet_huge_patch16(pretrained: bool = False, **kwargs: Any) -> VitDet:
 
 
 @register_model(family="vitdet", task="dense", test_model=True, test_sizes=[(64, 64), (80, 112), (70, 95)])
-def vitdet_test(pretrained: bool = False, **kwargs: Any) -> VitDet:
+def test_vitdet(pretrained: bool = False, **kwargs: Any) -> VitDet:
     """Tiny ViTDet for tests: same structure (window 3 with padding, global blocks 1 and 3, SFP 16)."""
     args = dict(img_size=64, embed_dim=32, depth=4, num_heads=2, window_size=3, global_block_indexes=(1, 3),
                 pyramid_channels=16)
-    return _create_vitdet("vitdet_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create_vitdet("test_vitdet", pretrained=pretrained, **dict(args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "vitdet_test": "test_vitdet",
+})

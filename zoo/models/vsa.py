@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import ClassifierHead, DropPath, Mlp, PatchEmbed, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
 from timm.models._manipulate import checkpoint
 from timm.models.swin_transformer import PatchMerging
@@ -42,7 +42,9 @@ from zoo.layers.padding import nchw_to_nhwc as _nhwc, nhwc_to_nchw as _nchw, pad
 from zoo.layers.rel_pos import RelPosBias, resize_rel_pos_bias_table
 from zoo.layers.window_attention import window_partition, window_reverse
 from zoo.registry import register_checkpoint_filter, register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
+
+torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
 __all__ = ["VaryingWindowAttention", "ReductionCell", "NormalCell", "ViTAEv2VSA", "SwinVSA", "checkpoint_filter_fn"]
 
@@ -133,28 +135,14 @@ class VaryingWindowAttention(nn.Module):
 
         Built in float64 as the official code does at construction, then cast; cached per padded size.
         """
+        if is_fx_tracing():
+            return _window_grid(Hp, Wp, self.window_size, device, dtype)
         # inference-mode tensors cannot enter autograd later: they are cached apart
         key = (Hp, Wp, str(device), dtype, torch.is_inference_mode_enabled())
         cached = self._grid_cache.get(key)
         if cached is not None:
             return cached
-        ws = self.window_size
-        nh, nw = Hp // ws, Wp // ws
-        f64 = dict(device=device, dtype=torch.float64)
-
-        def axis(n: int, nwin: int) -> Tuple[torch.Tensor, torch.Tensor]:
-            centre = torch.linspace(-1, 1, n, **f64).view(nwin, ws).mean(-1)  # avg-pooled pixel grid
-            rel = torch.arange(ws, **f64) * 2 * ws / ws / (n - 1)
-            return centre, rel - rel.mean()
-
-        cx, rx = axis(Wp, nw)
-        cy, ry = axis(Hp, nh)
-        centre = torch.stack(torch.broadcast_tensors(
-            cx.view(1, 1, nw, 1), cy.view(nh, 1, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
-        rel = torch.stack(torch.broadcast_tensors(
-            rx.view(1, 1, 1, ws), ry.view(1, ws, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
-        base = (centre + rel).to(dtype).contiguous()
-        rel = rel.to(dtype).contiguous()
+        base, rel = _window_grid(Hp, Wp, self.window_size, device, dtype)
         if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or device.type == "meta"):
             # copy-on-write, then one reference swap: a forward in another thread reads the old dict or
             # the new one, never one being cleared or filled
@@ -169,7 +157,7 @@ class VaryingWindowAttention(nn.Module):
         H, W = size
         ws, nh, nw = self.window_size, Hp // self.window_size, Wp // self.window_size
         pooled = F.leaky_relu(x.view(B, nh, ws, nw, ws, C).mean((2, 4)), 0.01)
-        norm = x.new_tensor([max(W // ws, 1), max(H // ws, 1)])
+        norm = _offset_norm(x, H, W, ws)
         offsets = (self.sampling_offsets(pooled).view(B, nh, nw, self.num_heads, 2) / norm)
         scales = self.sampling_scales(pooled).view(B, nh, nw, self.num_heads, 2)
         offsets = offsets.permute(0, 3, 1, 2, 4).reshape(B * self.num_heads, nh, 1, nw, 1, 2)
@@ -215,6 +203,49 @@ def _conv_input(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous() if x.dtype == torch.float64 else x
 
 
+torch.fx.wrap("_conv_input")  # fx: one call (its layout choice depends on the dtype)
+
+
+def _window_grid(Hp: int, Wp: int, ws: int, device: torch.device, dtype: torch.dtype):
+    """Window centres and in-window relative coordinates, ``(nh, ws, nw, ws, 2)`` each, (x, y) last."""
+    nh, nw = Hp // ws, Wp // ws
+    f64 = dict(device=device, dtype=torch.float64)
+
+    def axis(n: int, nwin: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        centre = torch.linspace(-1, 1, n, **f64).view(nwin, ws).mean(-1)  # avg-pooled pixel grid
+        rel = torch.arange(ws, **f64) * 2 * ws / ws / (n - 1)
+        return centre, rel - rel.mean()
+
+    cx, rx = axis(Wp, nw)
+    cy, ry = axis(Hp, nh)
+    centre = torch.stack(torch.broadcast_tensors(
+        cx.view(1, 1, nw, 1), cy.view(nh, 1, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
+    rel = torch.stack(torch.broadcast_tensors(
+        rx.view(1, 1, 1, ws), ry.view(1, ws, 1, 1)), -1).expand(nh, ws, nw, ws, 2)
+    return (centre + rel).to(dtype).contiguous(), rel.to(dtype).contiguous()
+
+
+def _offset_norm(x: torch.Tensor, H: int, W: int, ws: int) -> torch.Tensor:
+    """The (x, y) divisor of the regressed offsets: windows per side of the unpadded map (at least 1)."""
+    return x.new_tensor([max(W // ws, 1), max(H // ws, 1)])
+
+
+def _prm_padding(size: int, kernel_size: int, stride: int, dilation: int) -> int:
+    k, s = kernel_size, stride
+    pad = math.ceil(((k - 1) * dilation + 1 - s) / 2)
+    if size % s:
+        out = (size + 2 * (pad + 1) - (k - 1) * dilation - 1) // s + 1
+        if out == -(-size // s):
+            pad += 1
+    return pad
+
+
+# fx records these as single calls: they compute sizes and grids from the map size
+torch.fx.wrap("_window_grid")
+torch.fx.wrap("_offset_norm")
+torch.fx.wrap("_prm_padding")
+
+
 class PyramidReductionModule(nn.Module):
     """ViTAEv2's PRM: parallel dilated convs (stride = downsample ratio) + GELU, concatenated in dilation order.
 
@@ -234,13 +265,7 @@ class PyramidReductionModule(nn.Module):
         self.out_chs = embed_dim * len(self.dilations)
 
     def _padding(self, size: int, dilation: int) -> int:
-        k, s = self.kernel_size, self.stride
-        pad = math.ceil(((k - 1) * dilation + 1 - s) / 2)
-        if size % s:
-            out = (size + 2 * (pad + 1) - (k - 1) * dilation - 1) // s + 1
-            if out == -(-size // s):
-                pad += 1
-        return pad
+        return _prm_padding(size, self.kernel_size, self.stride, dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         H, W = x.shape[-2:]
@@ -725,7 +750,7 @@ _LICENCE = licence_note("research only", "https://github.com/ViTAE-Transformer/V
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     return {
         "url": url,
-        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None,
+        "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
         "crop_pct": .9, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stages.0.downsample.prm.convs.0", "classifier": "head.fc",
@@ -740,7 +765,7 @@ _ORIGIN = "https://github.com/ViTAE-Transformer/ViTAE-VSA"
 default_cfgs = generate_default_cfgs({
     # Official weights are OneDrive shares (no direct download URL): download the file and load it with
     # zoo.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=PATH)).
-    "vitaev2_vsa_s.in1k": _cfg(
+    "vitaev2_vsa_small.in1k": _cfg(
         origin_url="https://1drv.ms/u/s!AimBgYV7JjTlgcgB0Xlyc3U4WO11AQ?e=AGRBDl", license=_RESEARCH_ONLY,
         notes=("official checkpoint: https://1drv.ms/u/s!AimBgYV7JjTlgcgB0Xlyc3U4WO11AQ?e=AGRBDl "
                "(OneDrive share link from the official README; timm CheckpointSaver file, EMA weights preferred)",)),
@@ -748,18 +773,18 @@ default_cfgs = generate_default_cfgs({
         origin_url="https://1drv.ms/u/s!AimBgYV7JjTlgcgCOt1UwhNQRfO0bw?e=rtEQJV", license=_RESEARCH_ONLY,
         notes=("official checkpoint: https://1drv.ms/u/s!AimBgYV7JjTlgcgCOt1UwhNQRfO0bw?e=rtEQJV "
                "(OneDrive share link from the official README; timm CheckpointSaver file, EMA weights preferred)",)),
-    "vitaev2_vsa_widepcm_s.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "vitaev2_vsa_widepcm_b.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "vitaev2_vsa_widepcm_b_ws12.untrained": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "vitaev2_vsa_test.untrained": _cfg(input_size=(3, 64, 64), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "swin_vsa_tiny.untrained": _cfg(
+    "vitaev2_vsa_widepcm_small": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "vitaev2_vsa_widepcm_base": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "vitaev2_vsa_widepcm_base_ws12": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "test_vsa": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "swin_vsa_tiny": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-T with VSA + CPE as the paper describes; no official code or weights",)),
-    "swin_vsa_small.untrained": _cfg(
+    "swin_vsa_small": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-S with VSA + CPE as the paper describes; no official code or weights",)),
-    "swin_vsa_test.untrained": _cfg(
-        input_size=(3, 64, 64), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "test_vsa_swin": _cfg(
+        input_size=(3, 64, 64), pool_size=(2, 2), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
 })
 
 _VSA_COMMON = dict(
@@ -770,17 +795,17 @@ _VSA_COMMON = dict(
 @register_model(
     family="vsa", task="classification", official_params=19_773_300, manifest="vsa/ViTAEv2_VSA_S",
     reported={"in1k": dict(metric="top1", value=82.7, dataset="imagenet-1k", source="official README (ViTAEv2*-S+VSA)")})
-def vitaev2_vsa_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_small(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(64, 64, 128, 256), token_dims=(64, 128, 256, 512), depths=(2, 2, 8, 2),
                 num_heads=(2, 4, 8, 16), rc_heads=(2, 2, 4, 8), wide_pcm=False, window_size=7, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_s", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_small", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", official_params=20_342_442, manifest="vsa/ViTAEv2_VSA_widePCM_S")
-def vitaev2_vsa_widepcm_s(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_widepcm_small(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(64, 64, 128, 256), token_dims=(64, 128, 256, 512), depths=(2, 2, 8, 2),
                 num_heads=(2, 4, 8, 16), rc_heads=(2, 4, 8, 16), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_s", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_small", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -794,28 +819,28 @@ def vitaev2_vsa_widepcm_48m(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
 
 
 @register_model(family="vsa", task="classification", official_params=93_711_532, manifest="vsa/ViTAEv2_VSA_widePCM_B")
-def vitaev2_vsa_widepcm_b(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_widepcm_base(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(128, 128, 256, 512), token_dims=(128, 256, 512, 1024), depths=(2, 2, 12, 2),
                 num_heads=(4, 8, 16, 32), rc_heads=(4, 8, 16, 32), wide_pcm=True, window_size=7, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_b", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_base", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
     family="vsa", task="classification", official_params=93_833_932, manifest="vsa/ViTAEv2_VSA_widePCM_B_ws12")
-def vitaev2_vsa_widepcm_b_ws12(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def vitaev2_vsa_widepcm_base_ws12(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     # the official factory omits wide_pcm, so the constructor default (True) applies
     args = dict(embed_dims=(128, 128, 256, 512), token_dims=(128, 256, 512, 1024), depths=(2, 2, 12, 2),
                 num_heads=(4, 8, 16, 32), rc_heads=(4, 8, 16, 32), wide_pcm=True, window_size=12, **_VSA_COMMON)
-    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_b_ws12", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "vitaev2_vsa_widepcm_base_ws12", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def vitaev2_vsa_test(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
+def test_vsa(pretrained: bool = False, **kwargs) -> ViTAEv2VSA:
     args = dict(embed_dims=(8, 8, 16, 16), token_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1),
                 num_heads=(1, 2, 2, 2), rc_heads=(1, 1, 2, 2), nc_groups=(1, 4, 8, 8), rc_groups=(1, 4, 4, 8),
                 wide_pcm=False, window_size=4, mlp_ratio=2., downsample_ratios=(4, 2, 2, 2),
                 kernel_sizes=(7, 3, 3, 3), dilations=((1, 2, 3, 4), (1, 2, 3), (1, 2), (1, 2)))
-    return _create(ViTAEv2VSA, "vitaev2_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(ViTAEv2VSA, "test_vsa", pretrained=pretrained, **dict(args, **kwargs))
 
 
 @register_model(
@@ -837,6 +862,17 @@ def swin_vsa_small(pretrained: bool = False, **kwargs) -> SwinVSA:
 
 
 @register_model(family="vsa", task="classification", test_model=True, test_sizes=[(64, 64), (70, 95)])
-def swin_vsa_test(pretrained: bool = False, **kwargs) -> SwinVSA:
+def test_vsa_swin(pretrained: bool = False, **kwargs) -> SwinVSA:
     args = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 2, 4), window_size=4, drop_path_rate=0.)
-    return _create(SwinVSA, "swin_vsa_test", pretrained=pretrained, **dict(args, **kwargs))
+    return _create(SwinVSA, "test_vsa_swin", pretrained=pretrained, **dict(args, **kwargs))
+
+
+# old names keep working (timm warns and maps them; zoo.create_model resolves them too)
+register_model_deprecations(__name__, {
+    "vitaev2_vsa_s": "vitaev2_vsa_small",
+    "vitaev2_vsa_widepcm_s": "vitaev2_vsa_widepcm_small",
+    "vitaev2_vsa_widepcm_b_ws12": "vitaev2_vsa_widepcm_base_ws12",
+    "vitaev2_vsa_widepcm_b": "vitaev2_vsa_widepcm_base",
+    "vitaev2_vsa_test": "test_vsa",
+    "swin_vsa_test": "test_vsa_swin",
+})
