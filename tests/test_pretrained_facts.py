@@ -261,7 +261,7 @@ def test_tag_matches_its_official_source(key):
     name = _renamed(key)
     cfg = TAGS[name]
     assert _location(cfg) == location
-    assert tuple(cfg["input_size"][1:]) == (side, side)
+    assert tuple(cfg["input_size"][-2:]) == (side, side)
     assert cfg["crop_pct"] == pytest.approx(crop)
     if stats == RAW:
         assert set(cfg["mean"]) == {0.0} and set(cfg["std"]) == {1.0}
@@ -271,8 +271,9 @@ def test_tag_matches_its_official_source(key):
     assert cfg["license"] == licence
     reported = model_entry(name).reported.get(name.partition(".")[2])
     assert (None if reported is None else (reported["metric"], reported["value"])) == metric
-    if clip:  # video: timm's input_size is (C, H, W); the clip length is pool_size[0] * 2 and the notes say it
-        assert cfg["pool_size"][0] * 2 == clip[0] and any(f"clip: {clip[0]} frames" in n for n in cfg["notes"])
+    if clip:  # video: the cfg's input_size is (C, T, H, W), pool_size[0] * 2 is T, and the notes say it
+        assert cfg["input_size"][1] == clip[0] == cfg["pool_size"][0] * 2
+        assert any(f"clip: {clip[0]} frames" in n for n in cfg["notes"])
 
 
 def test_only_the_eight_hub_files_of_the_video_repo_are_hub_tags():

@@ -390,6 +390,7 @@ class NeighborhoodAttention2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
+        pad_h = pad_w = 0
         if self.pad_small:
             x, pad_h, pad_w = _pad_small(x, self.min_size)
         Hp, Wp = H + pad_h, W + pad_w

@@ -1081,15 +1081,15 @@ def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
 def _video(num_classes: int, frames: int, hub_file: str = "", drive_id: str = "", head_dim: int = 64) -> Dict[str, Any]:
     """A video tag. Kinetics (400/600 classes) evaluates one spatial crop of the 256 short side (crop 224/256,
     slowfast/datasets/kinetics.py with TEST.NUM_SPATIAL_CROPS 1); Something-Something (174 classes) scales the
-    short side to 224 and takes 3 spatial crops (crop 1.0, slowfast/datasets/sth.py). timm's input_size is
-    (C, H, W): the clip length is ``pool_size[0] * 2`` and the notes say it."""
+    short side to 224 and takes 3 spatial crops (crop 1.0, slowfast/datasets/sth.py). The cfg gives the clip,
+    ``input_size=(C, T, H, W)`` (see :mod:`zoo.registry`); ``pool_size[0] * 2`` is T too, and the notes say it."""
     if hub_file:  # one of the 8 files Sense-X/uniformer_video holds
         loc = dict(hf_hub_id="Sense-X/uniformer_video", hf_hub_filename=hub_file,
                    origin_url=f"{_REPO}/tree/main/video_classification")
     else:  # a Google Drive file listed in video_classification/README.md
         loc = dict(origin_url=_gdrive(drive_id))
     return _cfg(**loc, notes=_notes(head_dim, f"clip: {frames} frames, input (B, 3, {frames}, 224, 224)"),
-                num_classes=num_classes, input_size=(3, 224, 224), pool_size=(frames // 2, 7, 7),
+                num_classes=num_classes, input_size=(3, frames, 224, 224), pool_size=(frames // 2, 7, 7),
                 crop_pct=1.0 if num_classes == 174 else 224 / 256, interpolation="bilinear",
                 mean=VIDEO_MEAN, std=VIDEO_STD, paper_ids="arXiv:2201.04676")
 
