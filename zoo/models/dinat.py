@@ -216,15 +216,16 @@ default_cfgs = generate_default_cfgs({
     "dinat_large_11x11.in22k": _cfg(
         _CKPT + "imagenet22k/dinat_large_in22k_224_11x11interp.pth",
         notes=(_22K_NOTE, "the 7x7 rpb of dinat_large.in22k bicubically interpolated to 11x11 by the authors")),
-    "dinat_s_tiny.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_tiny_1k_224.pth", notes=(_S_URL_NOTE,)),
-    "dinat_s_small.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_small_1k_224.pth", notes=(_S_URL_NOTE,)),
-    "dinat_s_base.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_base_1k_224.pth", notes=(_S_URL_NOTE,)),
+    "dinat_s_tiny.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_tiny_1k_224.pth", notes=(_S_URL_NOTE,), first_conv="patch_embed.proj"),
+    "dinat_s_small.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_small_1k_224.pth", notes=(_S_URL_NOTE,), first_conv="patch_embed.proj"),
+    "dinat_s_base.in1k": _cfg(_CKPT + "imagenet1k/dinat_s_base_1k_224.pth", notes=(_S_URL_NOTE,), first_conv="patch_embed.proj"),
     "dinat_s_large.in22k_ft_in1k": _cfg(
-        _CKPT + "imagenet1k/dinat_s_large_1k_224.pth", notes=(_S_URL_NOTE,)),
-    "dinat_s_large.in22k": _cfg(_CKPT + "imagenet22k/dinat_s_large_in22k_224.pth", notes=(_22K_NOTE,)),
+        _CKPT + "imagenet1k/dinat_s_large_1k_224.pth", notes=(_S_URL_NOTE,), first_conv="patch_embed.proj"),
+    "dinat_s_large.in22k": _cfg(_CKPT + "imagenet22k/dinat_s_large_in22k_224.pth", notes=(_22K_NOTE,),
+                                first_conv="patch_embed.proj"),
     "dinat_s_large_384.in22k_ft_in1k": _cfg(
         _CKPT + "imagenet1k/dinat_s_large_1k_384.pth", size=384,
-        notes=(_S_URL_NOTE,)),
+        notes=(_S_URL_NOTE,), first_conv="patch_embed.proj"),
     "dinat_isotropic_small.in1k": _cfg(_CKPT + "isotropic/dinat_isotropic_small_in1k_224.pth", **_ISO),
     "dinat_isotropic_base.in1k": _cfg(_CKPT + "isotropic/dinat_isotropic_base_in1k_224.pth", **_ISO),
     "vitrpb_small.in1k": _cfg(_CKPT + "isotropic/vitrpb_small_in1k_224.pth", **_ISO),

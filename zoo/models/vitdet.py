@@ -53,7 +53,7 @@ from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw
 from zoo.layers.rel_pos import resize_decomposed_rel_pos
 from zoo.registry import register_checkpoint_filter, register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 __all__ = ["VitDet", "checkpoint_filter_fn"]
 
@@ -299,6 +299,10 @@ class VitDet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> the stride-16 map ``(B, embed_dim, ceil(H/16), ceil(W/16))``."""
         check_input(x, model=self, in_chans=self.in_chans, min_size=self.min_input_size)
+        if x.shape[0] == 0 and not is_fx_tracing():
+            # timm's SAM blocks reshape with a -1 that an empty batch leaves ambiguous: the empty
+            # output takes its shape from one zero image
+            return self._forward_trunk(x.new_zeros((1,) + tuple(x.shape[1:])))[:0]
         return self._forward_trunk(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
