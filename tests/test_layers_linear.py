@@ -36,7 +36,7 @@ def test_default_zoo_model_runs_no_private_op_and_no_grad_changes_nothing():
     name = zoo.registry.test_models(family="nat")[0]
     model = zoo.create_model(name).eval()
     assert not any(isinstance(m, CPULinear) for m in model.modules())
-    x = torch.randn(1, 3, 64, 64)
+    x = torch.randn(1, 3, 80, 80)
     assert PRIVATE_OP not in _ops(lambda: model(x))
     with torch.no_grad():
         y0 = model(x)

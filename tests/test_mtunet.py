@@ -103,7 +103,10 @@ def test_param_count_is_official_minus_the_unused_axial_output_linear(name):
     assert len(dropped) == 2 * 10 and all(k.endswith(("out.weight", "out.bias")) for k in dropped)
     assert sum(p.numel() for p in m.parameters()) + n_dropped == want
     entry = zoo.registry.model_entry(name)
-    assert entry.official_params == want and sum(entry.dropped_params.values()) == n_dropped
+    # one architecture, two tags: the registry records the default tag's (synapse) official count
+    assert sum(entry.dropped_params.values()) == n_dropped
+    if name == "mtunet.synapse":
+        assert entry.official_params == want
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
