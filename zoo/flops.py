@@ -30,6 +30,18 @@ def _custom_mapping():
     return mapping
 
 
+def _as_inputs(model: torch.nn.Module, inputs, input_size: Optional[Sequence[int]], batch_size: int,
+               device: Union[str, torch.device, None], who: str) -> tuple:
+    """``inputs`` as a tuple, or a zero tensor of ``input_size`` on the model's device."""
+    if inputs is None:
+        if not input_size:
+            raise ValueError(f"{who} needs inputs or input_size")
+        if device is None:
+            device = next(iter(model.parameters()), torch.empty(0)).device
+        inputs = torch.zeros((batch_size, *input_size), device=device)
+    return (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+
+
 def count_flops(
         model: torch.nn.Module,
         inputs: Union[torch.Tensor, Sequence[torch.Tensor], None] = None,
@@ -39,14 +51,7 @@ def count_flops(
         device: Union[str, torch.device, None] = None,
 ) -> int:
     """Forward FLOPs (2 x MACs) of ``model`` on ``inputs`` or a zero tensor of ``input_size``."""
-    if inputs is None:
-        if not input_size:
-            raise ValueError("count_flops needs inputs or input_size")
-        if device is None:
-            device = next(iter(model.parameters()), torch.empty(0)).device
-        inputs = torch.zeros((batch_size, *input_size), device=device)
-    if isinstance(inputs, torch.Tensor):
-        inputs = (inputs,)
+    inputs = _as_inputs(model, inputs, input_size, batch_size, device, "count_flops")
     was_training = model.training
     model.eval()
     try:
@@ -88,14 +93,7 @@ def count_macs_detail(model: torch.nn.Module, inputs=None, *, input_size: Option
     The two differ only in layers listed in ``_ARCHITECTURAL`` (neighborhood attention), whose counted
     attention (every op but the linear projections) is replaced by the formula of their definition.
     """
-    if inputs is None:
-        if not input_size:
-            raise ValueError("count_macs_detail needs inputs or input_size")
-        if device is None:
-            device = next(iter(model.parameters()), torch.empty(0)).device
-        inputs = torch.zeros((batch_size, *input_size), device=device)
-    if isinstance(inputs, torch.Tensor):
-        inputs = (inputs,)
+    inputs = _as_inputs(model, inputs, input_size, batch_size, device, "count_macs_detail")
     names = {m: n for n, m in model.named_modules()}
     arch: dict = {}
     hooks = []
