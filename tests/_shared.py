@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ZOO_SHARED", ROOT.parent / "shared"))
@@ -57,3 +58,13 @@ def bundle_state_dict(bundle: Dict[str, Any]):
 
 def tolerance(bundle: Dict[str, Any]) -> float:
     return float(bundle["meta"].get("tolerance", {}).get("max_abs", 1e-8))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Import into a test module to run it on one thread: tiny tensors on a loaded 2-core machine make
+    OpenMP threads spin against each other (~100x slower than one thread)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -18,6 +18,7 @@ import zoo
 
 from _shared import bundle_state_dict, load_bundle
 from test_convert_parity import CASES, _against_official
+from _shared import one_thread  # noqa: F401  (autouse: one thread)
 
 # family -> bound on the scaled max error of the float32 forward (measured value in the comment)
 FLOAT32_TOLERANCE = {
@@ -32,12 +33,6 @@ FLOAT32_TOLERANCE = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _float32_error(family: str, case: str) -> float:

@@ -15,6 +15,7 @@ import zoo
 from zoo.registry import model_entry, test_models
 
 from _contract import check_task_output, make_input
+from _shared import one_thread  # noqa: F401  (autouse: one thread)
 
 TESTS = [n for n in test_models() if not n.startswith("zoo_toy")]  # zoo families only
 ONE_PER_FAMILY = list({model_entry(n).family: n for n in reversed(TESTS)}.values())
@@ -26,13 +27,6 @@ QUANT_REL_TOL = 0.1
 ATTN_PROJECTIONS = re.compile(r"(^|.*\.)[^.]*attn[^.]*\..*?(qkv|q|kv|kv1|kv2|query|proj|project_out)$")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors on a loaded 2-core machine: one thread avoids OpenMP threads spinning against each other
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _input(name: str) -> torch.Tensor:

@@ -8,15 +8,8 @@ import torch
 import zoo
 from zoo.models import uniformer as U
 from tests._shared import REFERENCE, bundle_state_dict, have_shared, load_bundle, manifest, tolerance
+from tests._shared import one_thread  # noqa: F401  (autouse: one thread)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: on a shared, loaded 2-core machine, OpenMP threads spinning against each other make
-    # these tests ~100x slower than one thread does
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 MANIFESTS = sorted(p.stem for p in (REFERENCE / "manifests" / "uniformer").glob("*.json")) if have_shared() else []
