@@ -12,6 +12,7 @@ from zoo.models.nat import NAT
 from zoo.registry import model_entry
 
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
+from test_nat import _to_hf_layout as _nat_to_hf_layout
 
 # official factory (manifests/dinat/<factory>.json) -> zoo name; the *_21k factories are tags of the same
 # architecture, nat_isotropic_* live in the nat family
@@ -130,39 +131,7 @@ def test_official_parity_float64(case):
 
 def _to_hf_layout(sd):
     """Official DiNAT keys -> transformers' DinatForImageClassification keys (the inverse of the filter)."""
-    out = {}
-    for k, v in sd.items():
-        if k.startswith("patch_embed.proj."):
-            out["dinat.embeddings.patch_embeddings.projection." + k[len("patch_embed.proj."):]] = v
-        elif k.startswith("patch_embed.norm."):
-            out["dinat.embeddings.norm." + k[len("patch_embed.norm."):]] = v
-        elif k.startswith("norm."):
-            out["dinat.layernorm." + k[5:]] = v
-        elif k.startswith("head."):
-            out["classifier." + k[5:]] = v
-        elif (m := re.match(r"levels\.(\d+)\.downsample\.(.+)", k)):
-            out[f"dinat.encoder.levels.{m[1]}.downsample.{m[2]}"] = v
-        elif (m := re.match(r"levels\.(\d+)\.blocks\.(\d+)\.(.+)", k)):
-            p, rest = f"dinat.encoder.levels.{m[1]}.layers.{m[2]}.", m[3]
-            if rest == "gamma1":
-                out[p + "layer_scale_parameters"] = torch.stack([v, sd[k[:-1] + "2"]])
-            elif rest == "gamma2":
-                continue
-            elif rest.startswith("attn.qkv."):
-                for part_name, part in zip(("query", "key", "value"), v.chunk(3, 0)):
-                    out[p + f"attention.self.{part_name}." + rest.split(".")[-1]] = part
-            else:
-                for src, dst in (("norm1", "layernorm_before"), ("attn.rpb", "attention.self.rpb"),
-                                 ("attn.proj", "attention.output.dense"), ("norm2", "layernorm_after"),
-                                 ("mlp.fc1", "intermediate.dense"), ("mlp.fc2", "output.dense")):
-                    if rest.startswith(src):
-                        out[p + dst + rest[len(src):]] = v
-                        break
-                else:
-                    raise AssertionError(k)
-        else:
-            raise AssertionError(k)
-    return out
+    return _nat_to_hf_layout(sd, prefix="dinat")
 
 
 @pytest.mark.parametrize("case", ["dinat_micro", "dinat_micro_ls"])

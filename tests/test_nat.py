@@ -93,22 +93,23 @@ def test_official_parity_float64(case):
         assert (f.permute(0, 2, 3, 1) - ref).abs().max().item() <= tol, f"level{i}"
 
 
-def _to_hf_layout(sd):
-    """Official NAT keys -> transformers' NatForImageClassification keys (the inverse of the filter)."""
+def _to_hf_layout(sd, prefix="nat"):
+    """Official NAT (``prefix="nat"``) or DiNAT (``"dinat"``) keys -> transformers' ``NatForImageClassification``
+    / ``DinatForImageClassification`` keys (the inverse of the filter)."""
     out = {}
     for k, v in sd.items():
         if k.startswith("patch_embed.proj."):
-            out["nat.embeddings.patch_embeddings.projection." + k[len("patch_embed.proj."):]] = v
+            out[f"{prefix}.embeddings.patch_embeddings.projection." + k[len("patch_embed.proj."):]] = v
         elif k.startswith("patch_embed.norm."):
-            out["nat.embeddings.norm." + k[len("patch_embed.norm."):]] = v
+            out[f"{prefix}.embeddings.norm." + k[len("patch_embed.norm."):]] = v
         elif k.startswith("norm."):
-            out["nat.layernorm." + k[5:]] = v
+            out[f"{prefix}.layernorm." + k[5:]] = v
         elif k.startswith("head."):
             out["classifier." + k[5:]] = v
         elif (m := re.match(r"levels\.(\d+)\.downsample\.(.+)", k)):
-            out[f"nat.encoder.levels.{m[1]}.downsample.{m[2]}"] = v
+            out[f"{prefix}.encoder.levels.{m[1]}.downsample.{m[2]}"] = v
         elif (m := re.match(r"levels\.(\d+)\.blocks\.(\d+)\.(.+)", k)):
-            p, rest = f"nat.encoder.levels.{m[1]}.layers.{m[2]}.", m[3]
+            p, rest = f"{prefix}.encoder.levels.{m[1]}.layers.{m[2]}.", m[3]
             if rest == "gamma1":
                 out[p + "layer_scale_parameters"] = torch.stack([v, sd[k[:-1] + "2"]])
             elif rest == "gamma2":
