@@ -13,6 +13,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_CACHE"] = _HF_CACHE
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 atexit.register(shutil.rmtree, _HF_CACHE, ignore_errors=True)
+# zoo's key/shape tables for wrong-variant explanations (zoo.factory) go to a session folder too, so the
+# suite never writes into the user's ~/.cache/zoo
+_ZOO_CACHE = tempfile.mkdtemp(prefix="zoo-test-cache-")
+os.environ["ZOO_CACHE_DIR"] = _ZOO_CACHE
+atexit.register(shutil.rmtree, _ZOO_CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
