@@ -312,6 +312,27 @@ def test_attention_computes_what_timms_sam_attention_computes(grid, table, fused
     assert (got - want).abs().max().item() <= 1e-12
 
 
+def test_dynamo_onnx_matches_eager_with_padding_and_resized_tables():
+    """tests/test_export.py exports test_vitdet at its first test size (64 x 64: no padding, the global
+    tables' own grid); here a non-square input with window padding and global tables resized to 5 x 6."""
+    import warnings
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = zoo.create_model("test_vitdet").eval()
+    x = torch.randn(2, 3, 70, 95)
+    with torch.no_grad():
+        ref = model(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(torch.export.export(model, (x,)), (x,), dynamo=True, verbose=False)
+    sess = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
+    assert out.shape == ref.shape == (2, 32, 5, 6)
+    assert (out - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
+
+
 @pytest.mark.parametrize("size", [(64, 64), (80, 112), (70, 95)])
 def test_test_model_outputs_and_pyramid_sizes(size):
     torch.manual_seed(0)
