@@ -16,9 +16,10 @@ and 64.
 
 The blocks are timm's ``vision_transformer_sam.Block`` (the same computation: pad after ``norm1``,
 windowed or global attention with decomposed relative position, MLP) whose attention is timm's SAM
-``Attention`` run on 4-D ``(B, heads, N, d)`` tensors (:class:`VitDetAttention`: what fx and the dynamo
-ONNX exporter follow), and the patch embedding is timm's ``PatchEmbed`` (zero-padding the input at the bottom/right to a multiple of 16, as
-detectron2's data pipeline pads images); state_dict keys are detectron2's.
+``Attention`` run on 4-D ``(B, heads, N, d)`` tensors (:class:`VitDetAttention`: what fx and the
+dynamo ONNX exporter follow), and the patch embedding is timm's ``PatchEmbed`` (zero-padding the
+input at the bottom/right to a multiple of 16, as detectron2's data pipeline pads images);
+state_dict keys are detectron2's.
 
 What a zoo ViTDet returns:
 
