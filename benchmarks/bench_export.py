@@ -21,6 +21,7 @@ import zoo
 # one full-size model per family (and per distinct block type), with the input size it is run at
 MODELS = {
     "nat_tiny": (224, 224),
+    "dinat_mini": (224, 224),  # dilated neighbourhood attention
     "uniformer_small": (224, 224),
     "uniformer_xxs": (224, 224),  # token pruning
     "shunted_tiny": (224, 224),
@@ -60,9 +61,14 @@ def main() -> None:
         torch.manual_seed(0)
         model = zoo.create_model(name).eval()
         x = torch.randn(1, 3, *size)
-        with torch.no_grad():
-            ref = model(x)
-            program = torch.onnx.export(torch.export.export(model, (x,)), (x,), dynamo=True, verbose=False)
+        try:
+            with torch.no_grad():
+                ref = model(x)
+                program = torch.onnx.export(torch.export.export(model, (x,)), (x,), dynamo=True, verbose=False)
+        except Exception as e:  # report and go on with the next model
+            print(f"{name:24s} {'x'.join(map(str, size)):>9s} export failed: {type(e).__name__}: "
+                  f"{str(e).splitlines()[0][:200]}", flush=True)
+            continue
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = args.threads
         sess = ort.InferenceSession(program.model_proto.SerializeToString(), opts,

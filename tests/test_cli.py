@@ -17,9 +17,12 @@ def test_list_prints_matching_names(capsys):
 
 
 def test_info_shows_counts_tags_and_features(capsys):
-    assert main(["info", "zoo_toy_net"]) == 0
+    assert main(["info", "zoo_toy_net"]) == 0  # registered facts
     out = capsys.readouterr().out
-    assert "25,418" in out and "exact" in out and ".hub: zoo-test/toy-net" in out and "/32" in out
+    assert "25,418 (registered" in out and ".hub: zoo-test/toy-net" in out and "/32" in out and "GMACs" not in out
+    assert main(["info", "zoo_toy_net", "--measure"]) == 0  # built on meta and counted
+    out = capsys.readouterr().out
+    assert "25,418" in out and "exact" in out and "GMACs" in out and "ch /32" in out
 
 
 def test_info_unknown_name_suggests(capsys):

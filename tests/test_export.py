@@ -38,14 +38,7 @@ def _assert_close(out, ref, what):
     assert err <= RTOL * ref.abs().max().item(), f"{what}: max abs error {err:.3g}, output peak {ref.abs().max():.3g}"
 
 
-# ViTDet's trunk now runs timm's vision_transformer_sam attention (issue 19), which calls SDPA on 3-D
-# (batch*heads, N, d) tensors; onnxscript's SDPA lowering takes 4-D only: open on issue 24's follow-up
-_ONNX_VITDET = pytest.mark.xfail(reason="timm SAM attention: 3-D SDPA, which the dynamo ONNX lowering refuses",
-                                 strict=False)
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_ONNX_VITDET) if n == "test_vitdet" else n
-                                  for n in test_models()])
+@pytest.mark.parametrize("name", test_models())
 def test_torch_export_and_dynamo_onnx_match_eager(name):
     model, x = _model_and_input(name)
     with torch.no_grad():

@@ -283,10 +283,6 @@ def test_bad_input_is_explained(name):
         model(torch.zeros(x.shape, dtype=torch.int64))
 
 
-# ViTDet's trunk is built from timm's vision_transformer_sam blocks, whose global attention resizes its
-# decomposed rel-pos tables in Python from the token grid (get_decomposed_rel_pos_bias -> get_rel_pos): a
-# symbolic tracer cannot follow that on a grid other than the tables' own (open in the issue 20 note)
-_FX_VITDET = pytest.mark.xfail(reason="timm's SAM attention resizes rel-pos in Python control flow", strict=False)
 # fx was made to work on the code before issue 19 rewrote these models' forwards (modules called as
 # modules, shared padding/window layers); the merged forwards do not trace yet: open on issue 20
 _FX_PENDING = pytest.mark.xfail(reason="forward rewritten by issue 19 after fx support; not traceable yet (issue 20)",
@@ -296,7 +292,7 @@ FX_PENDING = {"test_dinat_vitrpb", "test_mtunet", "test_restormer", "test_unifor
 
 
 def _fx_mark(name):
-    return _FX_VITDET if name == "test_vitdet" else _FX_PENDING if name in FX_PENDING else None
+    return _FX_PENDING if name in FX_PENDING else None
 
 
 def _fx_cases(cases):

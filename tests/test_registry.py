@@ -8,6 +8,7 @@ import timm
 import torch
 
 import zoo
+import zoo.flops
 from zoo.registry import model_entry, register_model
 
 from toy_models import TOY_FAMILY, TOY_OFFICIAL_PARAMS, checkpoint_filter_fn
@@ -74,11 +75,50 @@ def test_list_pretrained_gives_name_and_tag():
 def test_model_info_reports_facts_and_measurements():
     info = zoo.model_info("zoo_toy_net")
     assert info["family"] == TOY_FAMILY and info["task"] == "classification"
-    assert info["params"] == info["official_params"] == TOY_OFFICIAL_PARAMS and info["params_match"]
-    assert info["gmacs"] > 0
-    assert [f["reduction"] for f in info["feature_info"]] == [4, 8, 16, 32]
+    assert info["params"] == info["official_params"] == TOY_OFFICIAL_PARAMS and not info["measured"]
+    assert info["params_match"] is info["gmacs"] is info["feature_info"] is None  # need a build: measure=True
+    assert info["feature_reductions"] == [4, 8, 16, 32]
     assert info["pretrained_tags"]["hub"]["reported"]["value"] == 12.5
     assert info["pretrained_tags"]["hub"]["location"] == "zoo-test/toy-net"
+    counted = zoo.model_info("zoo_toy_net", measure=True)
+    assert counted["measured"] and counted["params"] == TOY_OFFICIAL_PARAMS and counted["params_match"]
+    assert counted["gmacs"] > 0
+    assert [f["reduction"] for f in counted["feature_info"]] == [4, 8, 16, 32]
+    assert all(f["num_chs"] > 0 and f["module"] for f in counted["feature_info"])
+    assert {k: v for k, v in counted.items() if k not in ("measured", "params_match", "gmacs", "feature_info")} \
+        == {k: v for k, v in info.items() if k not in ("measured", "params_match", "gmacs", "feature_info")}
+
+
+def test_model_info_builds_nothing(monkeypatch):
+    """model_info answers from registered facts: with every way to build or count a model refused, it
+    still answers for every public model (the speed follows: no model is constructed)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("model_info built or counted a model")
+
+    for target, attr in [(timm, "create_model"), (timm.models, "create_model"), (zoo.registry, "_build_on_meta"),
+                         (zoo.registry, "_count"), (zoo.registry, "_measure"), (zoo.flops, "count_macs")]:
+        monkeypatch.setattr(target, attr, refuse)
+    for name in zoo.list_models():
+        info = zoo.model_info(name)
+        assert info["name"] == name and info["input_size"] and info["feature_reductions"], name
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_model_info_facts_are_what_building_gives(name):
+    """Every public model's registered answer is what the model built on ``meta`` has: its parameter
+    count, default classes and input size, and the strides of what features_only=True returns."""
+    info = zoo.model_info(name)
+    counted = zoo.registry.measure(name, gmacs=False)  # built on meta (cached per name)
+    if info["params"] is not None:
+        assert info["params"] == counted["params"], name
+    assert info["num_classes"] == counted["num_classes"], name
+    assert tuple(info["input_size"]) == tuple(counted["input_size"]), name
+    if info["task"] == "dense":  # ViTDet: the registered model is the trunk, features_only adds the pyramid
+        with torch.device("meta"):
+            reductions = zoo.create_model(name, features_only=True).feature_info.reduction()
+    else:
+        reductions = [f["reduction"] for f in counted["feature_info"]]
+    assert info["feature_reductions"] == list(reductions), name
 
 
 def test_register_model_rejects_unknown_task_and_family():

@@ -5,11 +5,12 @@ import pickle
 
 import numpy as np
 import pytest
+import timm
 import torch
 
 import zoo
 from zoo.layers.rel_pos import get_rel_pos, resize_decomposed_rel_pos
-from zoo.models.vitdet import checkpoint_filter_fn
+from zoo.models.vitdet import VitDetAttention, checkpoint_filter_fn
 from _shared import bundle_state_dict, load_bundle, manifest, tolerance
 
 VARIANTS = {
@@ -280,12 +281,56 @@ def test_rel_pos_resized_on_load_is_what_get_rel_pos_interpolates(old, new):
 
 
 def test_blocks_are_timms_sam_blocks_and_every_param_is_trained():
-    from timm.models.vision_transformer_sam import Block
+    from timm.models.vision_transformer_sam import Attention, Block
 
     model = zoo.create_model("test_vitdet")
-    assert all(type(b) is Block for b in model.blocks) and model.pyramid is None
+    assert all(isinstance(b, Block) and type(b).forward is Block.forward for b in model.blocks)
+    assert all(isinstance(b.attn, Attention) for b in model.blocks) and model.pyramid is None
     model(torch.randn(2, 3, 70, 95)).square().mean().backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("grid,table", [((3, 3), (3, 3)), ((5, 7), (4, 4)), ((6, 4), (8, 8))])
+def test_attention_computes_what_timms_sam_attention_computes(grid, table, fused):
+    """VitDetAttention (4-D SDPA, the rel-pos bias as one fx-wrapped call) is timm's SAM attention: same
+    state-dict keys, same output in float64, on the tables' own grid and on grids they are resized to."""
+    from timm.models.vision_transformer_sam import Attention
+
+    torch.manual_seed(0)
+    ref = Attention(16, num_heads=2, use_rel_pos=True, input_size=table).double().eval()
+    ours = VitDetAttention(16, num_heads=2, use_rel_pos=True, input_size=table).double().eval()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.normal_()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ref.fused_attn = ours.fused_attn = fused
+    x = torch.randn(3, *grid, 16, dtype=torch.float64)
+    with torch.no_grad():
+        want, got = ref(x), ours(x)
+    assert got.shape == want.shape == x.shape
+    assert (got - want).abs().max().item() <= 1e-12
+
+
+def test_dynamo_onnx_matches_eager_with_padding_and_resized_tables():
+    """tests/test_export.py exports test_vitdet at its first test size (64 x 64: no padding, the global
+    tables' own grid); here a non-square input with window padding and global tables resized to 5 x 6."""
+    import warnings
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = zoo.create_model("test_vitdet").eval()
+    x = torch.randn(2, 3, 70, 95)
+    with torch.no_grad():
+        ref = model(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(torch.export.export(model, (x,)), (x,), dynamo=True, verbose=False)
+    sess = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = torch.from_numpy(sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0])
+    assert out.shape == ref.shape == (2, 32, 5, 6)
+    assert (out - ref).abs().max().item() <= 1e-4 * ref.abs().max().item()
 
 
 @pytest.mark.parametrize("size", [(64, 64), (80, 112), (70, 95)])
@@ -315,6 +360,12 @@ def test_per_block_intermediates_without_pyramid():
     assert torch.allclose(final, model.forward_features(x)) and torch.equal(final, inter[-1])
     feats = zoo.create_model("test_vitdet", pyramid=False, features_only=True, out_indices=(1, 3))(x)
     assert [tuple(f.shape) for f in feats] == [(1, 32, 5, 7)] * 2
+
+
+@pytest.mark.parametrize("feature_cls", ["fx", "hook"])
+def test_features_only_refuses_feature_classes_that_read_forward(feature_cls):
+    with pytest.raises(ValueError, match="test_vitdet.*feature_cls='getter'"):
+        timm.create_model("test_vitdet", features_only=True, feature_cls=feature_cls)
 
 
 def test_bad_inputs_name_the_model():

@@ -43,24 +43,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     import zoo
 
     try:
-        info = zoo.model_info(args.name)
+        info = zoo.model_info(args.name, measure=args.measure)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    match = {None: "no official count recorded", True: "exact", False: "DIFFERS"}[info["params_match"]]
     lines = [
         f"{info['name']}  ({info['family']}, {info['task']})",
         f"  paper:        {info['paper']} ({', '.join(info['paper_ids'])})",
         f"  official code: {info['official_repo']} (licence: {info['code_license']})",
-        f"  params:       {_fmt_int(info['params'])} (official {_fmt_int(info['official_params'])}: {match})",
-        f"  GMACs:        {_fmt_float(info['gmacs'])} at input {tuple(info['input_size'])}",
     ]
+    if info["measured"]:
+        match = {None: "no official count recorded", True: "exact", False: "DIFFERS"}[info["params_match"]]
+        lines += [
+            f"  params:       {_fmt_int(info['params'])} (official {_fmt_int(info['official_params'])}: {match})",
+            f"  GMACs:        {_fmt_float(info['gmacs'])} at input {tuple(info['input_size'])}",
+        ]
+    else:
+        dropped = sum(info["dropped_params"].values())
+        if info["params"] is None:
+            params = "no official count registered (--measure counts the model)"
+        else:
+            params = f"{_fmt_int(info['params'])} (registered: official {_fmt_int(info['official_params'])}" + \
+                (f" less {_fmt_int(dropped)} not built" if dropped else "") + "; --measure counts the model)"
+        lines += [f"  params:       {params}", f"  input:        {tuple(info['input_size'])}"]
     if info["feature_info"]:
         feats = ", ".join(f"{f.get('module')}: {f.get('num_chs')}ch /{f.get('reduction')}" for f in info["feature_info"])
         lines.append(f"  features:     {feats}")
+    elif info["feature_reductions"]:
+        feats = ", ".join(f"/{r}" for r in info["feature_reductions"])
+        lines.append(f"  features:     strides {feats} (features_only=True)")
     if info["pretrained_tags"]:
         lines.append("  pretrained:")
         for tag, t in info["pretrained_tags"].items():
@@ -409,9 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pretrained", action="store_true", help="only models with released weights")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("info", help="params, GMACs, features, pretrained tags, paper and licence of a model")
+    s = sub.add_parser("info", help="params, features, pretrained tags, paper and licence of a model (registered "
+                                    "facts; --measure builds it on meta and counts params and GMACs)")
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--measure", action="store_true", help="build the model on the meta device: counted params, "
+                                                          "GMACs, full feature_info")
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("table", help="count every model's parameters against the official count, run one "

@@ -486,22 +486,32 @@ def params_match(entry: ModelEntry, params: int) -> Optional[bool]:
     return params == entry.expected_params
 
 
-def model_info(name: str) -> Dict[str, Any]:
-    """Family, task, paper, measured and official params, GMACs, input size, tags, feature_info.
+def model_info(name: str, *, measure: bool = False) -> Dict[str, Any]:
+    """Family, task, paper, params, input size, classes, pretrained tags and feature strides of ``name``.
 
-    The model is built on the ``meta`` device, so this is cheap even for the largest variants.
+    Answered from registered facts (the entry, the family, the pretrained cfgs): no model is built, so a
+    call takes milliseconds for any variant. ``params`` is the registered count of the zoo model
+    (``official_params`` less ``dropped_params``, which the test suite checks against a build; None for a
+    variant without an official count) and ``feature_reductions`` the strides of the maps
+    ``create_model(name, features_only=True)`` returns.
+
+    ``measure=True`` also builds the model on the ``meta`` device and counts it (:func:`measure`, cached
+    per name; seconds for the largest variants, most of it the MAC count): ``params`` is then the counted
+    number, ``params_match`` whether it is the official count less the dropped parameters, ``gmacs`` the
+    MACs of one forward at ``input_size``, and ``feature_info`` the built model's entries (``num_chs``,
+    ``reduction``, ``module``). Without it those three are None.
     """
     entry = model_entry(name)
     fam = _FAMILIES[entry.family]
-    m = measure(entry.name)
     tags = {}
     for tag, tcfg in pretrained_tags(entry.name).items():
+        location = tcfg.get("hf_hub_id") or tcfg.get("url") or tcfg.get("origin_url")
         tags[tag] = {
-            "location": tcfg.get("hf_hub_id") or tcfg.get("url") or tcfg.get("origin_url"),
+            "location": location[0] if isinstance(location, (tuple, list)) else location,  # url=(url, file name)
             "license": tcfg.get("license"),
             "reported": entry.reported.get(tag),
         }
-    return {
+    info = {
         "name": entry.name,
         "family": entry.family,
         "task": entry.task,
@@ -509,15 +519,23 @@ def model_info(name: str) -> Dict[str, Any]:
         "paper_ids": list(fam.paper_ids),
         "official_repo": fam.official_repo,
         "code_license": fam.code_license,
-        "params": m["params"],
+        "params": entry.expected_params,
+        "measured": False,
         "official_params": entry.official_params,
         "official_source": entry.official_source,
-        "params_match": params_match(entry, m["params"]),
+        "params_match": None,
         "dropped_params": dict(entry.dropped_params),
-        "gmacs": m["gmacs"],
-        "input_size": m["input_size"],
-        "num_classes": m["num_classes"],
+        "gmacs": None,
+        "input_size": input_shape(entry.name),
+        "num_classes": timm.models.get_pretrained_cfg(entry.name).num_classes,
         "pretrained_tags": tags,
-        "feature_info": m["feature_info"],
+        "feature_reductions": list(entry.feature_reductions),
+        "feature_info": None,
         "test_model": entry.test_model,
     }
+    if measure:
+        m = _measure(entry.name)
+        info.update(params=m["params"], measured=True, params_match=params_match(entry, m["params"]),
+                    gmacs=m["gmacs"], num_classes=m["num_classes"],
+                    feature_info=[dict(f) for f in m["feature_info"]])
+    return info

@@ -15,9 +15,11 @@ feature pyramid (:class:`zoo.adapters.SimpleFeaturePyramid`), which gives stride
 and 64.
 
 The blocks are timm's ``vision_transformer_sam.Block`` (the same computation: pad after ``norm1``,
-windowed or global attention with decomposed relative position, MLP) and the patch embedding is
-timm's ``PatchEmbed`` (zero-padding the input at the bottom/right to a multiple of 16, as
-detectron2's data pipeline pads images); state_dict keys are detectron2's.
+windowed or global attention with decomposed relative position, MLP) whose attention is timm's SAM
+``Attention`` run on 4-D ``(B, heads, N, d)`` tensors (:class:`VitDetAttention`: what fx and the
+dynamo ONNX exporter follow), and the patch embedding is timm's ``PatchEmbed`` (zero-padding the
+input at the bottom/right to a multiple of 16, as detectron2's data pipeline pads images);
+state_dict keys are detectron2's.
 
 What a zoo ViTDet returns:
 
@@ -42,20 +44,21 @@ import torch.nn.functional as F
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import (
-    PatchEmbed, calculate_drop_path_rates, resample_abs_pos_embed, resample_patch_embed, to_2tuple, trunc_normal_,
+    DropPath, Mlp, PatchEmbed, calculate_drop_path_rates, resample_abs_pos_embed, resample_patch_embed, to_2tuple,
+    trunc_normal_,
 )
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model_deprecations
 from timm.models._features import feature_take_indices
-from timm.models.vision_transformer_sam import Block
+from timm.models.vision_transformer_sam import Attention as SamAttention, Block
 
 from zoo.adapters.pyramid import SimpleFeaturePyramid
 from zoo.hub import load_into, unwrap_state_dict
 from zoo.layers.padding import nchw_to_nhwc, nhwc_to_nchw
-from zoo.layers.rel_pos import resize_decomposed_rel_pos
+from zoo.layers.rel_pos import get_decomposed_rel_pos_bias, resize_decomposed_rel_pos
 from zoo.registry import register_checkpoint_filter, register_family, register_model
 from zoo.validation import check_input, is_fx_tracing
 
-__all__ = ["VitDet", "checkpoint_filter_fn"]
+__all__ = ["VitDet", "VitDetAttention", "VitDetBlock", "checkpoint_filter_fn"]
 
 _logger = logging.getLogger(__name__)
 
@@ -93,6 +96,79 @@ def _resize_abs_pos(pos_embed: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 torch.fx.wrap("_resize_abs_pos")  # fx: one call (whether to resize depends on the map size)
+
+
+def _rel_pos_bias(q: torch.Tensor, rel_pos_h: torch.Tensor, rel_pos_w: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """timm's decomposed relative-position bias (``get_decomposed_rel_pos_bias``, MViTv2 / ViTDet) for
+    queries ``(B, heads, h * w, d)``, returned as the ``(B, heads, h * w, h * w)`` attention mask."""
+    B, heads, N, d = q.shape
+    bias = get_decomposed_rel_pos_bias(q.reshape(B * heads, N, d), rel_pos_h, rel_pos_w, (h, w), (h, w))
+    return bias.view(B, heads, N, N)
+
+
+# fx: one call (the tables are resized to the token grid in Python: timm's get_rel_pos), run with real sizes
+torch.fx.wrap("_rel_pos_bias")
+
+
+class VitDetAttention(SamAttention):
+    """timm's SAM attention (its ``__init__``: the same parameters and state-dict keys) computed on 4-D
+    ``(B, heads, N, d)`` tensors: ``scaled_dot_product_attention`` on 4-D inputs is what the dynamo ONNX
+    exporter lowers (timm's forward folds the heads into the batch), and the relative-position bias is one
+    fx-wrapped call (:func:`_rel_pos_bias`). Input and output ``(B, H, W, C)``, as timm's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, _ = x.shape
+        N = H * W
+        qkv = self.qkv(x.reshape(B, N, -1)).view(B, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)  # (B, heads, N, d)
+        q, k = self.q_norm(q), self.k_norm(k)
+        attn_bias = _rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, H, W) if self.use_rel_pos else None
+        if self.fused_attn:
+            x = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_bias, dropout_p=self.attn_drop.p if self.training else 0.)
+        else:
+            attn = (q * self.scale) @ k.transpose(-2, -1)
+            if attn_bias is not None:
+                attn = attn + attn_bias
+            x = self.attn_drop(attn.softmax(dim=-1)) @ v
+        # the copy made explicit: the dynamo ONNX exporter cannot follow transpose(1, 2).reshape
+        x = x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(B, N, -1)
+        return self.proj_drop(self.proj(x)).view(B, H, W, -1)
+
+
+class VitDetBlock(Block):
+    """timm's SAM ``Block`` (its forward: pad after ``norm1``, windowed or global attention, MLP) with
+    :class:`VitDetAttention`. Its ``__init__`` builds the same submodules under the same names as timm's
+    (which would build a ``vision_transformer_sam.Attention`` only to have it replaced)."""
+
+    def __init__(
+            self,
+            dim: int,
+            num_heads: int,
+            mlp_ratio: float = 4.,
+            qkv_bias: bool = True,
+            proj_drop: float = 0.,
+            attn_drop: float = 0.,
+            drop_path: float = 0.,
+            act_layer: type = nn.GELU,
+            norm_layer: type = nn.LayerNorm,
+            use_rel_pos: bool = False,
+            window_size: int = 0,
+            input_size: Optional[Tuple[int, int]] = None,
+    ):
+        nn.Module.__init__(self)
+        self.window_size = window_size
+        self.norm1 = norm_layer(dim)
+        self.attn = VitDetAttention(
+            dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=proj_drop,
+            norm_layer=norm_layer, use_rel_pos=use_rel_pos,
+            input_size=input_size if window_size == 0 else (window_size, window_size))
+        self.ls1 = nn.Identity()  # timm's LayerScale slot (ViTDet has none)
+        self.drop_path1 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.norm2 = norm_layer(dim)
+        self.mlp = Mlp(in_features=dim, hidden_features=int(dim * mlp_ratio), act_layer=act_layer, drop=proj_drop)
+        self.ls2 = nn.Identity()
+        self.drop_path2 = DropPath(drop_path) if drop_path > 0. else nn.Identity()
 
 
 class VitDet(nn.Module):
@@ -156,7 +232,7 @@ class VitDet(nn.Module):
         grid = (img_h // patch_size, img_w // patch_size)
         dpr = calculate_drop_path_rates(drop_path_rate, depth)  # linear decay, as detectron2
         self.blocks = nn.Sequential(*[
-            Block(
+            VitDetBlock(
                 embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[i],
                 norm_layer=partial(nn.LayerNorm, eps=1e-6), act_layer=nn.GELU, use_rel_pos=use_rel_pos,
                 window_size=0 if i in self.global_block_indexes else window_size, input_size=grid,
@@ -299,7 +375,7 @@ class VitDet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, in_chans, H, W)`` -> the stride-16 map ``(B, embed_dim, ceil(H/16), ceil(W/16))``."""
         check_input(x, model=self, in_chans=self.in_chans, min_size=self.min_input_size)
-        if x.shape[0] == 0 and not is_fx_tracing():
+        if not is_fx_tracing() and x.shape[0] == 0:
             # timm's SAM blocks reshape with a -1 that an empty batch leaves ambiguous: the empty
             # output takes its shape from one zero image
             return self._forward_trunk(x.new_zeros((1,) + tuple(x.shape[1:])))[:0]
@@ -422,6 +498,14 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: nn.Module) -> Dict[s
 def _create_vitdet(variant: str, pretrained: bool = False, **kwargs: Any) -> VitDet:
     if kwargs.get("features_only"):
         kwargs.setdefault("pyramid", True)  # ViTDet's features are its simple feature pyramid
+        feature_cls = kwargs.get("feature_cls", "getter")
+        if isinstance(feature_cls, str) and feature_cls.lower() != "getter":
+            # fx / hooks see forward, which runs the trunk only: no pyramid level, and block outputs NHWC
+            raise ValueError(
+                f"{variant}: features_only=True takes feature_cls='getter' (the default) only, got {feature_cls!r}: "
+                "the features (the simple feature pyramid, or NCHW block maps with pyramid=False) come from "
+                "forward_intermediates, which forward does not run. The model itself traces with fx "
+                "(torchvision.models.feature_extraction.create_feature_extractor(model, ...)).")
     pyramid = kwargs.get("pyramid", False)
     depth = kwargs.get("depth", 12)
     default_out = (0, 1, 2, 3, 4) if pyramid else (depth - 1,)
