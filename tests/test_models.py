@@ -291,7 +291,7 @@ _FX_VITDET = pytest.mark.xfail(reason="timm's SAM attention resizes rel-pos in P
 # modules, shared padding/window layers); the merged forwards do not trace yet: open on issue 20
 _FX_PENDING = pytest.mark.xfail(reason="forward rewritten by issue 19 after fx support; not traceable yet (issue 20)",
                                 strict=False)
-FX_PENDING = {"test_dinat_vitrpb", "test_mtunet", "test_restormer", "test_uniformer", "test_uniformer_light",
+FX_PENDING = {"test_mtunet", "test_restormer", "test_uniformer", "test_uniformer_light",
               "test_uniformer_video", "test_vsa", "test_vsa_swin"}
 
 
