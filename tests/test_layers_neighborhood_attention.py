@@ -32,6 +32,10 @@ CASES = [
     (15, 13, 5, 2),
     (16, 17, 5, 3),
     (12, 15, 3, 4),
+    # sides not multiples of d whose sub-grids need several query tiles (the strided layout with tiles,
+    # halos clamped into the longer sub-grid and windows into each sub-grid's own length)
+    (47, 45, 3, 2),
+    (85, 30, 3, 4),
 ]
 
 
@@ -227,3 +231,18 @@ def test_mask_cache_survives_a_write_between_lookup_and_use():
         m.__dict__["other_size"] = (12, 8)
         out = m(x)
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("H, W, d", [(16, 16, 4), (18, 23, 4), (9, 9, 1)])
+def test_na2d_traces_for_torch_compile_without_index_construction(H, W, d):
+    """torch.compile sees each map size's tiling as constants (one graph, no graph break, no arange):
+    tracing the index construction cost inductor minutes per dilated layer (issue 23)."""
+    q, kk, v = _qkv((1, H, W, 2, 4), dtype=torch.float32, seed=5)
+    rpb = torch.randn(2, 5, 5)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(na2d)(q, kk, v, 3, d, rpb=rpb)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    targets = {str(n.target) for g in explained.graphs for n in g.graph.nodes}
+    assert not any("arange" in t for t in targets), targets
+    compiled = torch.compile(na2d, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(q, kk, v, 3, d, rpb=rpb), na2d(q, kk, v, 3, d, rpb=rpb), rtol=0, atol=1e-6)

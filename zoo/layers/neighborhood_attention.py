@@ -61,24 +61,28 @@ def _tile_size(length: int, kernel_size: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def _axis_index(length: int, kernel_size: int, tile: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _axis_index(length: int, kernel_size: int, tile: int, span: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per axis: key-halo positions ``[n_tiles, halo]`` and the relative index ``[n_tiles, tile, halo]``.
 
-    The relative index is ``key - query + k - 1`` in ``[0, 2k - 2]`` for keys inside the query's clamped
-    window and ``-1`` outside it. Queries past the end (padding of the last tile) get the last window;
-    their outputs are cropped away.
+    The axis has ``length`` real positions laid out in ``span >= length`` slots (a dilated sub-grid
+    shorter than its neighbours, see ``_strided_tiling``); tiles and halos cover the ``span`` slots, windows
+    are clamped into the ``length`` real ones. The relative index is ``key - query + k - 1`` in
+    ``[0, 2k - 2]`` for keys inside the query's clamped window and ``-1`` outside it (every slot past
+    ``length`` is outside every window). Queries past the end (padding of the last tile) get the last
+    window; their outputs are cropped away.
     """
     with torch.inference_mode(False):  # cached: must stay usable by autograd later
-        return _axis_index_impl(length, kernel_size, tile)
+        return _axis_index_impl(length, kernel_size, tile, span)
 
 
-def _axis_index_impl(length: int, kernel_size: int, tile: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def _axis_index_impl(length: int, kernel_size: int, tile: int, span: int) -> Tuple[torch.Tensor, torch.Tensor]:
     k = kernel_size
-    n_tiles = math.ceil(length / tile)
-    halo = min(tile + k - 1, length)
+    n_tiles = math.ceil(span / tile)
+    halo = min(tile + k - 1, span)
     q = torch.arange(n_tiles * tile)
     start = (q - k // 2).clamp(0, length - k)
-    halo_start = start[::tile].clamp(max=length - halo)
+    # the windows of a tile's queries lie in [start of its first, end of its last): at most tile + k - 1
+    halo_start = start[::tile].clamp(max=span - halo)
     keys = halo_start[:, None] + torch.arange(halo)  # [n_tiles, halo]
     key = keys[:, None, :]
     qs = q.view(n_tiles, tile, 1)
@@ -92,93 +96,152 @@ def _axis_index_impl(length: int, kernel_size: int, tile: int) -> Tuple[torch.Te
 class _Tiling(NamedTuple):
     th: int  # query tile sides
     tw: int
-    nth: int  # tiles per axis
+    nth: int  # tiles per axis (of one residue sub-grid)
     ntw: int
-    q_index: Optional[torch.Tensor]  # [n_tiles * th * tw] flat query positions (None: one tile)
-    kv_index: Optional[torch.Tensor]  # [n_tiles * lh * lw] flat key-halo positions (None: one tile)
-    bias_index: torch.Tensor  # [n_tiles, th * tw, lh * lw] into the flat (2k-1)^2 table; (2k-1)^2 = outside
+    dilation: int  # 1, or d when the d x d residue sub-grids are laid out tile-major inside (_strided_tiling)
+    q_index: Optional[torch.Tensor]  # [groups * th * tw] flat query positions (None: one tile)
+    kv_index: Optional[torch.Tensor]  # [groups * lh * lw] flat key-halo positions (None: one tile)
+    bias_index: torch.Tensor  # [groups, th * tw, lh * lw] into the flat (2k-1)^2 table; (2k-1)^2 = outside
+
+
+def _bias_index(ry: torch.Tensor, rx: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Per-axis relative indices ``[nth, th, lh]`` x ``[ntw, tw, lw]`` -> ``[nth * ntw, th * tw, lh * lw]``
+    into the flat ``(2k - 1)^2`` table, ``(2k - 1)^2`` where the key is outside the window."""
+    k = kernel_size
+    nth, th, lh = ry.shape
+    ntw, tw, lw = rx.shape
+    # [nth, th, lh] x [ntw, tw, lw] -> [nth, ntw, th, tw, lh, lw]
+    ry_ = ry[:, None, :, None, :, None]
+    rx_ = rx[None, :, None, :, None, :]
+    idx = ry_ * (2 * k - 1) + rx_
+    idx = torch.where((ry_ < 0) | (rx_ < 0), torch.full_like(idx, (2 * k - 1) ** 2), idx)
+    return idx.reshape(nth * ntw, th * tw, lh * lw)
 
 
 @lru_cache(maxsize=64)
-def _tiling(height: int, width: int, kernel_size: int, device: torch.device) -> _Tiling:
+def _tiling(height: int, width: int, kernel_size: int, device: torch.device, dilation: int = 1) -> _Tiling:
     """Query tiles, their key halos and the bias index of a ``height x width`` map, built once per size.
 
     The bias index points into the flattened ``[(2k - 1)^2]`` table; the value ``(2k - 1)^2`` (one past
     the table) marks a key outside the query's window, which the mask turns into ``-inf``. Query
     positions past the end of the map (the last tile's padding) repeat the last row / column.
+    ``dilation > 1`` gives the strided layout of ``_strided_tiling``.
     """
     with torch.inference_mode(False):  # cached: must stay usable by autograd later
+        if dilation > 1:
+            return _strided_tiling(height, width, kernel_size, dilation, device)
         return _tiling_impl(height, width, kernel_size, device)
 
 
 def _tiling_impl(height: int, width: int, kernel_size: int, device: torch.device) -> _Tiling:
     k = kernel_size
     th, tw = _tile_size(height, k), _tile_size(width, k)
-    hy, ry = _axis_index(height, k, th)
-    hx, rx = _axis_index(width, k, tw)
+    hy, ry = _axis_index(height, k, th, height)
+    hx, rx = _axis_index(width, k, tw, width)
     nth, lh = hy.shape
     ntw, lw = hx.shape
-    outside = (2 * k - 1) ** 2
-    # [nth, th, lh] x [ntw, tw, lw] -> [nth, ntw, th, tw, lh, lw]
-    ry_ = ry[:, None, :, None, :, None]
-    rx_ = rx[None, :, None, :, None, :]
-    idx = ry_ * (2 * k - 1) + rx_
-    idx = torch.where((ry_ < 0) | (rx_ < 0), torch.full_like(idx, outside), idx)
-    idx = idx.reshape(nth * ntw, th * tw, lh * lw)
+    idx = _bias_index(ry, rx, k)
     q_index = kv_index = None
     if nth * ntw > 1:
         qy = torch.arange(nth * th).clamp(max=height - 1).view(nth, 1, th, 1)
         qx = torch.arange(ntw * tw).clamp(max=width - 1).view(1, ntw, 1, tw)
         q_index = (qy * width + qx).reshape(-1).to(device)
         kv_index = (hy.view(nth, 1, lh, 1) * width + hx.view(1, ntw, 1, lw)).reshape(-1).to(device)
-    return _Tiling(th, tw, nth, ntw, q_index, kv_index, idx.to(device))
+    return _Tiling(th, tw, nth, ntw, 1, q_index, kv_index, idx.to(device))
+
+
+def _strided_tiling(height: int, width: int, kernel_size: int, dilation: int, device: torch.device) -> _Tiling:
+    """Dilated NA on a map whose sides are not multiples of ``d``, as one tiled attention call.
+
+    The ``d x d`` residue sub-grids (positions ``(ry + d * i, rx + d * j)``) have two lengths per axis,
+    ``ceil(L / d)`` and one less. Each is tiled as if it had the longer length (the same tiles and
+    halos for all, so that they stack), with windows clamped into its own length: the missing last slot
+    of a shorter sub-grid is outside every window (masked), and its query slots are cropped. Query and
+    key indices point straight into the flat ``H x W`` map (slots past the map read its last row /
+    column, masked or cropped), groups ordered ``(ry, rx, tile_y, tile_x)``.
+    """
+    k, d = kernel_size, dilation
+    span_h, span_w = math.ceil(height / d), math.ceil(width / d)
+    th, tw = _tile_size(span_h, k), _tile_size(span_w, k)
+    qs, kvs, idxs = [], [], []
+    for ry in range(d):
+        len_y = len(range(ry, height, d))
+        hy, rely = _axis_index(len_y, k, th, span_h)
+        nth, lh = hy.shape
+        qy = (torch.arange(nth * th).clamp(max=len_y - 1) * d + ry).view(nth, 1, th, 1)
+        ky = (hy * d + ry).clamp(max=height - 1).view(nth, 1, lh, 1)
+        for rx in range(d):
+            len_x = len(range(rx, width, d))
+            hx, relx = _axis_index(len_x, k, tw, span_w)
+            ntw, lw = hx.shape
+            qx = (torch.arange(ntw * tw).clamp(max=len_x - 1) * d + rx).view(1, ntw, 1, tw)
+            kx = (hx * d + rx).clamp(max=width - 1).view(1, ntw, 1, lw)
+            qs.append((qy * width + qx).reshape(-1))
+            kvs.append((ky * width + kx).reshape(-1))
+            idxs.append(_bias_index(rely, relx, k))
+    return _Tiling(th, tw, nth, ntw, d, torch.cat(qs).to(device), torch.cat(kvs).to(device),
+                   torch.cat(idxs).to(device))
+
+
+@torch.compiler.assume_constant_result
+def _layout(height: int, width: int, kernel_size: int, dilation: int, device: torch.device) -> _Tiling:
+    """The tiling of one NA call on a ``height x width`` map, a constant of the sizes: torch.compile and
+    torch.export take its index tensors as constants instead of tracing their construction (hundreds
+    of small integer ops per layer, which inductor otherwise compiles for minutes).
+
+    Dilation 1 tiles the map; a dilation dividing both sides tiles one ``H / d x W / d`` sub-grid (the
+    sub-grids then run as batch entries, see ``_na_dilated``); any other dilation gives the strided
+    layout of all sub-grids at once.
+    """
+    if dilation == 1 or (height % dilation == 0 and width % dilation == 0):
+        return _tiling(height // dilation, width // dilation, kernel_size, device)
+    return _tiling(height, width, kernel_size, device, dilation)
 
 
 def _na_mask(
         rpb: Optional[torch.Tensor], height: int, width: int, kernel_size: int, num_heads: int,
-        dtype: torch.dtype, device: torch.device,
+        dtype: torch.dtype, device: torch.device, dilation: int = 1,
 ) -> torch.Tensor:
-    """Additive attention mask ``[1, heads * n_tiles, th * tw, lh * lw]``: the bias inside each query's
-    window, ``-inf`` outside it (zero bias when ``rpb`` is None)."""
-    t = _tiling(height, width, kernel_size, device)
-    n_tiles, tq, tk = t.bias_index.shape
+    """Additive attention mask ``[1, heads * groups, th * tw, lh * lw]`` of ``_layout(...)``: the bias
+    inside each query's window, ``-inf`` outside it (zero bias when ``rpb`` is None)."""
+    t = _layout(height, width, kernel_size, dilation, device)
+    groups, tq, tk = t.bias_index.shape
     outside = torch.full((1, 1), float("-inf"), dtype=dtype, device=device)
     if rpb is None:
         table = torch.cat([torch.zeros(1, (2 * kernel_size - 1) ** 2, dtype=dtype, device=device), outside], 1)
-        return table[:, t.bias_index].expand(num_heads, -1, -1, -1).reshape(1, num_heads * n_tiles, tq, tk)
+        return table[:, t.bias_index].expand(num_heads, -1, -1, -1).reshape(1, num_heads * groups, tq, tk)
     table = torch.cat([rpb.reshape(num_heads, -1).to(dtype), outside.expand(num_heads, 1)], 1)
-    return table[:, t.bias_index].view(1, num_heads * n_tiles, tq, tk)
+    return table[:, t.bias_index].view(1, num_heads * groups, tq, tk)
 
 
-def _na_heads_first(
-        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kernel_size: int, scale: float,
-        rpb: Optional[torch.Tensor] = None, mask: Optional[torch.Tensor] = None, dropout_p: float = 0.0,
+def _na_tiled(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, t: _Tiling, mask: torch.Tensor, scale: float,
+        dropout_p: float = 0.0,
 ) -> torch.Tensor:
-    """Dilation-1 NA on heads-first ``(B, heads, H, W, head_dim)`` inputs; returns ``(B, H, W, heads, head_dim)``.
+    """NA of heads-first ``(B, heads, H, W, head_dim)`` inputs laid out by ``t``; returns ``(B, H, W, heads, head_dim)``.
 
     Queries are gathered tile by tile and keys / values halo by halo with one ``index_select`` each,
-    in heads-major order, so that ``(B, heads, n_tiles * L, E)`` views as ``(B, heads * n_tiles, L, E)``
-    without a copy; the mask of shape ``[1, heads * n_tiles, L, S]`` then broadcasts over the batch,
+    in heads-major order, so that ``(B, heads, groups * L, E)`` views as ``(B, heads * groups, L, E)``
+    without a copy; the mask of shape ``[1, heads * groups, L, S]`` then broadcasts over the batch,
     which keeps SDPA on its fused CPU kernel whenever the mask needs no gradient.
     """
     B, nh, H, W, hd = q.shape
-    t = _tiling(H, W, kernel_size, q.device)
-    n_tiles, tq, tk = t.bias_index.shape
-    if mask is None:
-        mask = _na_mask(rpb, H, W, kernel_size, nh, q.dtype, q.device)
+    groups, tq, tk = t.bias_index.shape
     q, k, v = (x.reshape(B, nh, H * W, hd) for x in (q, k, v))
     if t.q_index is not None:
         q = q.index_select(2, t.q_index)
         k = k.index_select(2, t.kv_index)
         v = v.index_select(2, t.kv_index)
-    q = q.view(B, nh * n_tiles, tq, hd)
-    k = k.view(B, nh * n_tiles, tk, hd)
-    v = v.view(B, nh * n_tiles, tk, hd)
+    q = q.view(B, nh * groups, tq, hd)
+    k = k.view(B, nh * groups, tk, hd)
+    v = v.view(B, nh * groups, tk, hd)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale)
-    # [B, heads, nth, ntw, th, tw, hd] -> [B, nth, th, ntw, tw, heads, hd]
-    out = out.view(B, nh, t.nth, t.ntw, t.th, t.tw, hd).permute(0, 2, 4, 3, 5, 1, 6)
-    out = out.reshape(B, t.nth * t.th, t.ntw * t.tw, nh, hd)
-    if t.nth * t.th != H or t.ntw * t.tw != W:
+    # [B, heads, dy, dx, nth, ntw, th, tw, hd] -> [B, nth, th, dy, ntw, tw, dx, heads, hd]: row
+    # (tile_y * th + i) * d + ry of the map (d = 1 unless strided)
+    d = t.dilation
+    out = out.view(B, nh, d, d, t.nth, t.ntw, t.th, t.tw, hd).permute(0, 4, 6, 2, 5, 7, 3, 1, 8)
+    out = out.reshape(B, t.nth * t.th * d, t.ntw * t.tw * d, nh, hd)
+    if t.nth * t.th * d != H or t.ntw * t.tw * d != W:
         out = out[:, :H, :W].contiguous()
     return out
 
@@ -189,28 +252,26 @@ def _na_dilated(
 ) -> torch.Tensor:
     """NA with dilation on heads-first inputs ``(B, heads, H, W, head_dim)``; returns ``(B, H, W, heads, head_dim)``.
 
-    The ``d x d`` sub-grids of equal residues run as separate maps (batch entries when ``d`` divides
-    both sides, else one call per residue class). ``mask`` is only used for the divisible case.
+    When ``d`` divides both sides, the ``d x d`` sub-grids of equal residues run as batch entries of
+    one ``H / d x W / d`` map; otherwise all sub-grids run as one call in the strided layout
+    (``_strided_tiling``). Either way one attention call, with one constant index per map size.
+    ``mask`` is ``_na_mask(rpb, H, W, ...)`` when the caller has it cached.
     """
     d = dilation
-    if d == 1:
-        return _na_heads_first(q, k, v, kernel_size, scale, rpb, mask, dropout_p)
     B, nh, H, W, hd = q.shape
-    if H % d == 0 and W % d == 0:
-        def split(t: torch.Tensor) -> torch.Tensor:
-            t = t.reshape(B, nh, H // d, d, W // d, d, hd).permute(0, 3, 5, 1, 2, 4, 6)
-            return t.reshape(B * d * d, nh, H // d, W // d, hd)
+    t = _layout(H, W, kernel_size, d, q.device)
+    if mask is None:
+        mask = _na_mask(rpb, H, W, kernel_size, nh, q.dtype, q.device, d)
+    if d == 1 or t.dilation > 1:
+        return _na_tiled(q, k, v, t, mask, scale, dropout_p)
 
-        out = _na_heads_first(split(q), split(k), split(v), kernel_size, scale, rpb, mask, dropout_p)
-        out = out.view(B, d, d, H // d, W // d, nh, hd).permute(0, 3, 1, 4, 2, 5, 6)
-        return out.reshape(B, H, W, nh, hd)
-    out = q.new_empty(B, H, W, nh, hd)
-    for ry in range(d):
-        for rx in range(d):
-            out[:, ry::d, rx::d] = _na_heads_first(
-                q[:, :, ry::d, rx::d], k[:, :, ry::d, rx::d], v[:, :, ry::d, rx::d], kernel_size, scale, rpb,
-                dropout_p=dropout_p)
-    return out
+    def split(x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(B, nh, H // d, d, W // d, d, hd).permute(0, 3, 5, 1, 2, 4, 6)
+        return x.reshape(B * d * d, nh, H // d, W // d, hd)
+
+    out = _na_tiled(split(q), split(k), split(v), t, mask, scale, dropout_p)
+    out = out.view(B, d, d, H // d, W // d, nh, hd).permute(0, 3, 1, 4, 2, 5, 6)
+    return out.reshape(B, H, W, nh, hd)
 
 
 def _pad_small(x: torch.Tensor, min_size: int) -> Tuple[torch.Tensor, int, int]:
@@ -368,20 +429,19 @@ class NeighborhoodAttention2d(nn.Module):
 
     def _cached_mask(self, height: int, width: int, dtype: torch.dtype, device: torch.device) -> Optional[torch.Tensor]:
         """The additive mask for this map size, reused while the bias is unchanged and needs no gradient."""
-        d = self.dilation
-        if is_fx_tracing() or height % d or width % d or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        if is_fx_tracing() or torch.compiler.is_compiling() or torch.jit.is_tracing():
             return None
         rpb = self.rpb
         if rpb is not None and rpb.requires_grad and torch.is_grad_enabled():
             return None  # built inside the autograd graph, so the bias gets its gradient
         bias_key = None if rpb is None else (rpb.data_ptr(), rpb._version)
-        key = (height // d, width // d, dtype, device, torch.is_inference_mode_enabled(), bias_key)
+        key = (height, width, dtype, device, torch.is_inference_mode_enabled(), bias_key)
         cache = self._mask_cache  # read the attribute once: another thread may replace it meanwhile
         for k, mask in cache:
             if k == key:
                 return mask
         with torch.no_grad():
-            mask = _na_mask(rpb, height // d, width // d, self.kernel_size, self.num_heads, dtype, device)
+            mask = _na_mask(rpb, height, width, self.kernel_size, self.num_heads, dtype, device, self.dilation)
         # keep the entries of the current bias only (a training step makes the old ones stale), at most
         # _MASK_CACHE_SIZE map sizes
         kept = tuple(e for e in cache if e[0][-1] == bias_key)[-(_MASK_CACHE_SIZE - 1):]

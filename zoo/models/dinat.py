@@ -85,6 +85,22 @@ def _rpb_index(height: int, width: int, table_h: int, table_w: int, device: torc
         return ((ys[None, :] - ys[:, None] + ch) * table_w + (xs[None, :] - xs[:, None] + cw)).to(device)
 
 
+def _global_rpb(rpb: torch.Tensor, x: torch.Tensor, input_size: int) -> torch.Tensor:
+    """The ``[heads, H * W, H * W]`` bias of a ``(B, H, W, C)`` map from a ``[heads, 2L - 1, 2L - 1]`` table
+    (bicubically resized when the map is larger than ``L = input_size``)."""
+    H, W = x.shape[1], x.shape[2]
+    table = rpb
+    if H > input_size or W > input_size:
+        size = (2 * max(H, input_size) - 1, 2 * max(W, input_size) - 1)
+        table = F.interpolate(table[None], size=size, mode="bicubic", align_corners=False)[0]
+    index = _rpb_index(H, W, table.shape[1], table.shape[2], x.device)
+    return table.flatten(1)[:, index].to(x.dtype)
+
+
+# fx: one call (whether the table is resized, and the index, depend on the map size)
+torch.fx.wrap("_global_rpb")
+
+
 class GlobalAttentionRPB(nn.Module):
     """Global multi-head self-attention with a 2-D relative positional bias (DiNAT's ViT-rpb baseline).
 
@@ -112,12 +128,7 @@ class GlobalAttentionRPB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = x.shape
-        table = self.rpb
-        if H > self.input_size or W > self.input_size:
-            size = (2 * max(H, self.input_size) - 1, 2 * max(W, self.input_size) - 1)
-            table = F.interpolate(table[None], size=size, mode="bicubic", align_corners=False)[0]
-        index = _rpb_index(H, W, table.shape[1], table.shape[2], x.device)
-        bias = table.flatten(1)[:, index].to(x.dtype)  # [heads, N, N]
+        bias = _global_rpb(self.rpb, x, self.input_size)  # [heads, N, N]
         q, k, v = self.qkv(x).view(B, H * W, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None], scale=self.scale,
                                            dropout_p=self.attn_drop if self.training else 0.0)
