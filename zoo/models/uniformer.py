@@ -265,7 +265,10 @@ class ConvDownsample(nn.Module):
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` (logically channels-first) stored channels-last: PyTorch's CPU depthwise and pointwise convs
     are several times faster on it, and the global blocks' ``flatten(2).transpose(1, 2)`` token view is
-    then free. Logical shapes and values are unchanged."""
+    then free. Logical shapes and values are unchanged. ONNX has no memory formats (and the legacy
+    exporter has no symbolic for a ``channels_last_3d`` copy): an export records no copy."""
+    if torch.onnx.is_in_onnx_export():
+        return x
     return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
 
 
