@@ -135,7 +135,10 @@ class VaryingWindowAttention(nn.Module):
 
         Built in float64 as the official code does at construction, then cast; cached per padded size.
         """
-        if is_fx_tracing():
+        if is_fx_tracing() or torch.compiler.is_compiling():
+            # traced / compiled: no cache (torch.is_inference_mode_enabled() is a graph break for dynamo, whose
+            # resumed frames then recompile with dynamic sizes that inductor fails on); the grid is a
+            # function of the static sizes there
             return _window_grid(Hp, Wp, self.window_size, device, dtype)
         # inference-mode tensors cannot enter autograd later: they are cached apart
         key = (Hp, Wp, str(device), dtype, torch.is_inference_mode_enabled())
