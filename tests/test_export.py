@@ -52,15 +52,7 @@ def test_torch_export_and_dynamo_onnx_match_eager(name):
     _assert_close(_run_onnx(program.model_proto.SerializeToString(), x), ref, f"{name} ONNX (dynamo) in onnxruntime")
 
 
-def _legacy_marks(name):
-    if model_entry(name).family == "uniformer":
-        # movedim(-1, 1) becomes Transpose perm {0, -1, 1, 2}, which onnxruntime refuses; the video model's
-        # channels_last_3d copy has no legacy symbolic. uniformer.py's layout code is rewritten in issue 19A.
-        return [pytest.mark.xfail(reason="legacy ONNX of UniFormer: negative Transpose perm (issue 19A)", strict=False)]
-    return []
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_legacy_marks(n)) for n in test_models()])
+@pytest.mark.parametrize("name", test_models())
 def test_legacy_onnx_matches_eager(name):
     model, x = _model_and_input(name)
     with torch.no_grad():

@@ -22,15 +22,6 @@ from _shared import have_shared, manifest
 
 PUBLIC = zoo.list_models()
 
-# Pending other branches (remove once merged): UniFormer's cfgs (issue 21: video input_size with the clip,
-# min_input_size 32 / 29) and reset_classifier(0, '') giving NCHW maps (issue 19, part A).
-_PENDING_UNIFORMER = pytest.mark.xfail(reason="UniFormer cfgs (issue 21) / reset_classifier(0, '') (issue 19A)",
-                                       strict=False)
-
-
-def _pending(names):
-    return [pytest.param(n, marks=_PENDING_UNIFORMER) if n.startswith(("uniformer", "test_uniformer")) else n
-            for n in names]
 TESTS = test_models()
 TEST_CASES = [(name, size) for name in TESTS for size in model_entry(name).test_sizes]
 TEST_FIRST = [(name, model_entry(name).test_sizes[0]) for name in TESTS]
@@ -122,7 +113,7 @@ def _cfg_sanity(name, model):
     assert model.num_classes >= 0 and model.num_features > 0 and model.head_hidden_size > 0
 
 
-@pytest.mark.parametrize("name", _pending(PUBLIC))
+@pytest.mark.parametrize("name", PUBLIC)
 def test_default_cfg_describes_the_model(name):
     with torch.device("meta"):
         model = timm.create_model(name).eval()
@@ -139,7 +130,7 @@ def test_default_cfg_describes_the_model(name):
     assert tuple(feats.shape[a] for a in axes) == tuple(model.pretrained_cfg["pool_size"])
 
 
-@pytest.mark.parametrize("name", _pending([n for n in TESTS if model_entry(n).task in ("classification", "video")]))
+@pytest.mark.parametrize("name", [n for n in TESTS if model_entry(n).task in ("classification", "video")])
 def test_default_cfg_matches_a_forward_as_timm_checks_it(name):
     """timm's test_model_default_cfgs on the test model: unpooled features of pool_size, pre-logits of
     head_hidden_size, reset_classifier(0) pooled, reset_classifier(0, '') unpooled channels-first maps."""
@@ -283,27 +274,7 @@ def test_bad_input_is_explained(name):
         model(torch.zeros(x.shape, dtype=torch.int64))
 
 
-# fx was made to work on the code before issue 19 rewrote these models' forwards (modules called as
-# modules, shared padding/window layers); the merged forwards do not trace yet: open on issue 20
-_FX_PENDING = pytest.mark.xfail(reason="forward rewritten by issue 19 after fx support; not traceable yet (issue 20)",
-                                strict=False)
-FX_PENDING = {"test_mtunet", "test_restormer", "test_uniformer", "test_uniformer_light",
-              "test_uniformer_video", "test_vsa", "test_vsa_swin"}
-
-
-def _fx_mark(name):
-    return _FX_PENDING if name in FX_PENDING else None
-
-
-def _fx_cases(cases):
-    out = []
-    for c in cases:
-        mark = _fx_mark(c[0] if isinstance(c, tuple) else c)
-        out.append(c if mark is None else pytest.param(*(c if isinstance(c, tuple) else (c,)), marks=mark))
-    return out
-
-
-@pytest.mark.parametrize("name,size", _fx_cases(TEST_CASES), ids=_ids(TEST_CASES))
+@pytest.mark.parametrize("name,size", TEST_CASES, ids=_ids(TEST_CASES))
 def test_fx_traced_model_equals_eager(name, size):
     """Symbolic tracing (torchvision feature extraction, timm's feature_cls='fx') works on every model
     and the traced graph computes exactly what the model computes, at every test size."""
@@ -319,7 +290,7 @@ def test_fx_traced_model_equals_eager(name, size):
     assert torch.equal(out, ref), f"{name}: traced output differs by {(out - ref).abs().max():.3g}"
 
 
-@pytest.mark.parametrize("name", _fx_cases(TESTS))
+@pytest.mark.parametrize("name", TESTS)
 def test_fx_traced_model_trains(name):
     model = zoo.create_model(name).train()
     traced = _fx_model(model)

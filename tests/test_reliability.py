@@ -89,12 +89,7 @@ def test_bf16_autocast_is_finite_and_close_to_fp32(name, eval_models):
     assert rel < BF16_REL_TOL, f"{name}: bf16 relative error {rel:.3g}"
 
 
-# inductor on the VSA test model fails inside torch ("TensorReferenceAnalysis has no attribute python_mod",
-# torch 2.14.1) since the merge of issues 19/20/22; open on issue 20
-_COMPILE_VSA = pytest.mark.xfail(reason="inductor internal error on VSA's size arithmetic (torch 2.14.1)", strict=False)
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_COMPILE_VSA) if n == "test_vsa" else n for n in COMPILE_CASES])
+@pytest.mark.parametrize("name", COMPILE_CASES)
 def test_torch_compile(name, eval_models):
     model = eval_models(name)
     x = make_input(name, model_entry(name).test_sizes[0])

@@ -144,6 +144,22 @@ def test_sampling_grid_is_pixel_grid_at_zero_and_cached_per_size():
     assert (3, 3, "cpu", torch.float32, False) in vsa._grid_cache
 
 
+def test_attention_compiles_as_one_graph():
+    """torch.compile sees VSA attention whole: a graph break in it (the grid cache's key once called
+    torch.is_inference_mode_enabled()) made dynamo recompile the resumed frames with dynamic sizes, on which
+    inductor failed (torch 2.14: "TensorReferenceAnalysis has no attribute python_mod")."""
+    vsa = VaryingWindowAttention(16, 2, window_size=4).eval()
+    x = torch.randn(1, 9, 11, 16)
+    torch._dynamo.reset()
+    try:
+        with torch.no_grad():
+            explanation = torch._dynamo.explain(vsa)(x)
+    finally:
+        torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert not vsa._grid_cache  # compiled code recomputes the (static-size) grid instead of caching it
+
+
 @pytest.mark.parametrize("size", [(1, 1), (2, 5), (7, 7), (13, 6)])
 def test_any_map_size_including_smaller_than_window(size):
     cell = NormalCell(8, 2, mlp_ratio=2., groups=2, window_size=4).eval()

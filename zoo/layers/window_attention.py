@@ -118,9 +118,9 @@ class WindowAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, H, W, C)`` -> ``(B, H, W, C)``; with ``partition=False``, ``(..., N, C)`` -> ``(..., N, C)``."""
         if not self.partition:
-            lead, (N, C) = x.shape[:-2], x.shape[-2:]
-            x = self.proj_drop(self.proj(self.attend(x.reshape(-1, N, C))))
-            return x.reshape(*lead, N, x.shape[-1])
+            # the output has the input's shape (qkv and proj keep ``dim``); one reshape, so fx can follow it
+            N, C = x.shape[-2], x.shape[-1]
+            return self.proj_drop(self.proj(self.attend(x.reshape(-1, N, C)))).reshape(x.shape)
         H, W = x.shape[1], x.shape[2]
         windows, padded = window_partition(x, self.window_size)
         windows = self.proj_drop(self.proj(self.attend(windows)))

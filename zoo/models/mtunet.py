@@ -508,7 +508,7 @@ class MTUNet(nn.Module):
             # a dynamic-size model pads in one recorded call
             h, w = x.shape[-2], x.shape[-1]
             if self.dynamic_img_size:
-                x = _pad_to_levels(x, self.reduction)
+                x = pad_to_multiple(x, self.reduction, min_size=2 * self.reduction)
             return x.contiguous(memory_format=torch.channels_last), (h, w)
         check_input(x, model=self)
         name = (getattr(self, "pretrained_cfg", None) or {}).get("architecture") or type(self).__name__

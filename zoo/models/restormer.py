@@ -30,7 +30,7 @@ from zoo.hub import licence_note, unwrap_state_dict
 from zoo.layers.ffn import GatedDconvFFN
 from zoo.layers.padding import pad_to_multiple
 from zoo.registry import register_checkpoint_filter, register_family, register_model
-from zoo.validation import check_input
+from zoo.validation import check_input, is_fx_tracing
 
 torch.fx.wrap("pad_to_multiple")  # fx: one call (whether and how much to pad depends on the map size)
 
@@ -390,14 +390,18 @@ class Restormer(nn.Module):
         (for dual-pixel, with the shallow-feature skip added)."""
         self._check(x)
         H, W = x.shape[-2:]
-        if x.shape[0] == 0:  # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped
+        # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped (an fx graph is
+        # recorded for a non-empty batch: it does not take this branch)
+        if not is_fx_tracing() and x.shape[0] == 0:
             return x.new_zeros(0, self.output.in_channels, H, W)
         return self._decode(self._encode(self._pad(x)))[..., :H, :W]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         H, W = x.shape[-2:]
-        if x.shape[0] == 0:  # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped
+        # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped (an fx graph is
+        # recorded for a non-empty batch: it does not take this branch)
+        if not is_fx_tracing() and x.shape[0] == 0:
             return x.new_zeros(0, self.out_chans, H, W)
         x = self._pad(x)
         out = self.output(self._decode(self._encode(x)))

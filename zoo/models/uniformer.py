@@ -88,17 +88,18 @@ def _bn_cls(spatial_dims: int):
     return nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d
 
 
-def _tokens_last(x: torch.Tensor) -> torch.Tensor:
+def _tokens_last(x: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     """A channels-first map (B, C, *S) as (B, *S, C). On the channels-last maps the stages keep this is
     a free view, and a Linear over it is the 1x1 (1x1x1) conv as one GEMM that writes a channels-last
-    result. Explicit non-negative permutations: the legacy ONNX exporter writes an invalid
-    ``Transpose`` for ``movedim(1, -1)``."""
-    return x.permute(0, 2, 3, 1) if x.ndim == 4 else x.permute(0, 2, 3, 4, 1)
+    result. Explicit non-negative permutations (the legacy ONNX exporter writes an invalid ``Transpose``
+    for ``movedim(1, -1)``), chosen by the module's ``spatial_dims`` rather than the tensor's rank, which
+    a symbolic (fx) trace does not know."""
+    return x.permute(0, 2, 3, 1) if spatial_dims == 2 else x.permute(0, 2, 3, 4, 1)
 
 
-def _channels_first(x: torch.Tensor) -> torch.Tensor:
+def _channels_first(x: torch.Tensor, spatial_dims: int) -> torch.Tensor:
     """The inverse of :func:`_tokens_last`: (B, *S, C) -> (B, C, *S), a view."""
-    return x.permute(0, 3, 1, 2) if x.ndim == 4 else x.permute(0, 4, 1, 2, 3)
+    return x.permute(0, 3, 1, 2) if spatial_dims == 2 else x.permute(0, 4, 1, 2, 3)
 
 
 class LocalBlock(nn.Module):
@@ -127,6 +128,7 @@ class LocalBlock(nn.Module):
     ):
         super().__init__()
         conv, bn = _conv_cls(spatial_dims), _bn_cls(spatial_dims)
+        self.spatial_dims = spatial_dims
         self.pos_embed = ConvPosEmbed(dim, 3, spatial_dims=spatial_dims)
         self.norm1 = bn(dim)
         self.conv1 = nn.Linear(dim, dim)
@@ -141,16 +143,17 @@ class LocalBlock(nn.Module):
         self.gamma_2 = nn.Parameter(ls_init_value * torch.ones(dim)) if ls_init_value is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.spatial_dims
         x = x + self.pos_embed(x)
-        y = _channels_first(self.conv1(_tokens_last(self.norm1(x))))
-        y = self.conv2(_tokens_last(self.attn(y)))
+        y = _channels_first(self.conv1(_tokens_last(self.norm1(x), d)), d)
+        y = self.conv2(_tokens_last(self.attn(y), d))
         if self.gamma_1 is not None:
             y = self.gamma_1 * y
-        x = x + self.drop_path1(_channels_first(y))
-        y = self.mlp(_tokens_last(self.norm2(x)))
+        x = x + self.drop_path1(_channels_first(y, d))
+        y = self.mlp(_tokens_last(self.norm2(x), d))
         if self.gamma_2 is not None:
             y = self.gamma_2 * y
-        x = x + self.drop_path2(_channels_first(y))
+        x = x + self.drop_path2(_channels_first(y, d))
         return x
 
 
@@ -211,6 +214,7 @@ class PatchEmbed(nn.Module):
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, spatial_dims: int = 2,
                  temporal_stem: bool = False):
         super().__init__()
+        self.spatial_dims = spatial_dims
         if spatial_dims == 2:
             self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
         elif temporal_stem:
@@ -223,7 +227,7 @@ class PatchEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.proj(x)
         # the LayerNorm output is channels-last in memory: handed on as such (see UniFormerStage)
-        return _channels_first(self.norm(_tokens_last(x)))
+        return _channels_first(self.norm(_tokens_last(x, self.spatial_dims)), self.spatial_dims)
 
 
 class ConvStem(nn.Module):
@@ -261,7 +265,10 @@ class ConvDownsample(nn.Module):
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
     """``x`` (logically channels-first) stored channels-last: PyTorch's CPU depthwise and pointwise convs
     are several times faster on it, and the global blocks' ``flatten(2).transpose(1, 2)`` token view is
-    then free. Logical shapes and values are unchanged."""
+    then free. Logical shapes and values are unchanged. ONNX has no memory formats (and the legacy
+    exporter has no symbolic for a ``channels_last_3d`` copy): an export records no copy."""
+    if torch.onnx.is_in_onnx_export():
+        return x
     return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
 
 
@@ -516,7 +523,7 @@ class UniFormer(nn.Module):
             x = self.head_drop(x)
             if pre_logits or isinstance(self.head, nn.Identity):
                 return x
-            return _channels_first(self.head(_tokens_last(x)))
+            return _channels_first(self.head(_tokens_last(x, self.spatial_dims)), self.spatial_dims)
         tokens = x.flatten(2)  # (B, C, N)
         pooled = self.head_drop(tokens.mean(-1))
         if pre_logits:
@@ -1034,8 +1041,10 @@ TL_MEAN, TL_STD, TL_CROP_PCT = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.9
 VIDEO_MEAN, VIDEO_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
 
-def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
-    return {
+def _cfg(url: str = "", min_side: int = 32, **kwargs) -> Dict[str, Any]:
+    """``min_side``: the model's ``min_input_size`` (32 with the patch-embed stem, whose convs floor: stage 4
+    needs a 1x1 map; 29 for the light models; 1, no minimum, with the padded conv stem)."""
+    cfg = {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
@@ -1044,6 +1053,9 @@ def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
         "origin_url": f"{_REPO}/tree/main/image_classification",
         **kwargs,
     }
+    if min_side > 1:  # a video cfg's sizes carry the time axis (any clip length works)
+        cfg["min_input_size"] = (3,) + (1,) * (len(cfg["input_size"]) - 3) + (min_side, min_side)
+    return cfg
 
 
 def _gdrive(file_id: str) -> str:
@@ -1056,7 +1068,8 @@ def _notes(head_dim: int, *extra: str) -> Tuple[str, ...]:
     return (f"head_dim={head_dim} (pinned: it changes no tensor shape)",) + extra + (LICENCE_NOTE,)
 
 
-_CONV_STEM = dict(first_conv="stages.0.downsample.proj.0")
+_CONV_STEM = dict(first_conv="stages.0.downsample.proj.0", min_side=1)
+_LIGHT = dict(_CONV_STEM, min_side=29)
 
 
 def _hf_image(filename: str, head_dim: int, **kwargs) -> Dict[str, Any]:
@@ -1075,7 +1088,7 @@ def _tl(file_id: str, head_dim: int, size: int = 224, **kwargs) -> Dict[str, Any
 
 def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
     return _cfg(origin_url=_gdrive(file_id), notes=_notes(head_dim), input_size=(3, size, size),
-                pool_size=(size // 32,) * 2, **_CONV_STEM)
+                pool_size=(size // 32,) * 2, **_LIGHT)
 
 
 def _video(num_classes: int, frames: int, hub_file: str = "", drive_id: str = "", head_dim: int = 64) -> Dict[str, Any]:
@@ -1152,7 +1165,7 @@ default_cfgs = generate_default_cfgs({
     "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
 
     "test_uniformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, classifier=("head", "aux_head")),
-    "test_uniformer_light": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, **_CONV_STEM),
+    "test_uniformer_light": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, **_LIGHT),
     # a video cfg gives the clip: input_size (C, T, H, W), pool_size (T', H', W') (see zoo.registry)
     "test_uniformer_video": _cfg(input_size=(3, 4, 64, 64), pool_size=(2, 2, 2), num_classes=10),
 })

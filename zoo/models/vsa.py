@@ -38,7 +38,7 @@ from timm.models.swin_transformer import PatchMerging
 
 from zoo.hub import licence_note, unwrap_state_dict
 from zoo.layers.conv_pos_embed import ConvPosEmbed
-from zoo.layers.padding import nchw_to_nhwc as _nhwc, nhwc_to_nchw as _nchw, pad_amount, pad_to_multiple
+from zoo.layers.padding import nchw_to_nhwc as _nhwc, nhwc_to_nchw as _nchw, pad_to_multiple
 from zoo.layers.rel_pos import RelPosBias, resize_rel_pos_bias_table
 from zoo.layers.window_attention import window_partition, window_reverse
 from zoo.registry import register_checkpoint_filter, register_family, register_model
@@ -135,7 +135,10 @@ class VaryingWindowAttention(nn.Module):
 
         Built in float64 as the official code does at construction, then cast; cached per padded size.
         """
-        if is_fx_tracing():
+        if is_fx_tracing() or torch.compiler.is_compiling():
+            # traced / compiled: no cache (torch.is_inference_mode_enabled() is a graph break for dynamo, whose
+            # resumed frames then recompile with dynamic sizes that inductor fails on); the grid is a
+            # function of the static sizes there
             return _window_grid(Hp, Wp, self.window_size, device, dtype)
         # inference-mode tensors cannot enter autograd later: they are cached apart
         key = (Hp, Wp, str(device), dtype, torch.is_inference_mode_enabled())
@@ -169,10 +172,9 @@ class VaryingWindowAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, _ = x.shape
         ws, heads, hd = self.window_size, self.num_heads, self.head_dim
-        pad_h, pad_w = pad_amount((H, W), ws)
-        Hp, Wp = H + pad_h, W + pad_w
-        nh, nw = Hp // ws, Wp // ws
         xp = pad_to_multiple(x, ws, channels_last=True)
+        Hp, Wp = xp.shape[1], xp.shape[2]
+        nh, nw = Hp // ws, Wp // ws
         grid = self.sampling_grid(xp, (H, W))
 
         qkv = self.qkv(x)
