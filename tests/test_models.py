@@ -23,15 +23,6 @@ from toy_models import TOY_FAMILY
 
 PUBLIC = zoo.list_models()
 
-# Pending other branches (remove once merged): UniFormer's cfgs (issue 21: video input_size with the clip,
-# min_input_size 32 / 29) and reset_classifier(0, '') giving NCHW maps (issue 19, part A).
-_PENDING_UNIFORMER = pytest.mark.xfail(reason="UniFormer cfgs (issue 21) / reset_classifier(0, '') (issue 19A)",
-                                       strict=False)
-
-
-def _pending(names):
-    return [pytest.param(n, marks=_PENDING_UNIFORMER) if n.startswith(("uniformer", "test_uniformer")) else n
-            for n in names]
 TESTS = test_models()
 TEST_CASES = [(name, size) for name in TESTS for size in model_entry(name).test_sizes]
 TEST_FIRST = [(name, model_entry(name).test_sizes[0]) for name in TESTS]
@@ -123,7 +114,7 @@ def _cfg_sanity(name, model):
     assert model.num_classes >= 0 and model.num_features > 0 and model.head_hidden_size > 0
 
 
-@pytest.mark.parametrize("name", _pending(PUBLIC))
+@pytest.mark.parametrize("name", PUBLIC)
 def test_default_cfg_describes_the_model(name):
     with torch.device("meta"):
         model = timm.create_model(name).eval()
@@ -140,7 +131,7 @@ def test_default_cfg_describes_the_model(name):
     assert tuple(feats.shape[a] for a in axes) == tuple(model.pretrained_cfg["pool_size"])
 
 
-@pytest.mark.parametrize("name", _pending([n for n in TESTS if model_entry(n).task in ("classification", "video")]))
+@pytest.mark.parametrize("name", [n for n in TESTS if model_entry(n).task in ("classification", "video")])
 def test_default_cfg_matches_a_forward_as_timm_checks_it(name):
     """timm's test_model_default_cfgs on the test model: unpooled features of pool_size, pre-logits of
     head_hidden_size, reset_classifier(0) pooled, reset_classifier(0, '') unpooled channels-first maps."""

@@ -1037,6 +1037,7 @@ VIDEO_MEAN, VIDEO_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 def _cfg(url: str = "", **kwargs) -> Dict[str, Any]:
     return {
         "url": url, "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": (7, 7),
+        "min_input_size": (3, 32, 32),  # the patch-embed stem: stage 4 needs H, W >= 32 (model.min_input_size)
         "crop_pct": 0.875, "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
         "first_conv": "stages.0.downsample.proj", "classifier": "head",
@@ -1056,7 +1057,8 @@ def _notes(head_dim: int, *extra: str) -> Tuple[str, ...]:
     return (f"head_dim={head_dim} (pinned: it changes no tensor shape)",) + extra + (LICENCE_NOTE,)
 
 
-_CONV_STEM = dict(first_conv="stages.0.downsample.proj.0")
+_CONV_STEM = dict(first_conv="stages.0.downsample.proj.0", min_input_size=None)  # the conv stem pads: any size
+_LIGHT_MIN = (3, 29, 29)  # UniFormerLight.min_input_size
 
 
 def _hf_image(filename: str, head_dim: int, **kwargs) -> Dict[str, Any]:
@@ -1075,7 +1077,7 @@ def _tl(file_id: str, head_dim: int, size: int = 224, **kwargs) -> Dict[str, Any
 
 def _light(file_id: str, head_dim: int, size: int) -> Dict[str, Any]:
     return _cfg(origin_url=_gdrive(file_id), notes=_notes(head_dim), input_size=(3, size, size),
-                pool_size=(size // 32,) * 2, **_CONV_STEM)
+                pool_size=(size // 32,) * 2, **dict(_CONV_STEM, min_input_size=_LIGHT_MIN))
 
 
 def _video(num_classes: int, frames: int, hub_file: str = "", drive_id: str = "", head_dim: int = 64) -> Dict[str, Any]:
@@ -1090,6 +1092,7 @@ def _video(num_classes: int, frames: int, hub_file: str = "", drive_id: str = ""
         loc = dict(origin_url=_gdrive(drive_id))
     return _cfg(**loc, notes=_notes(head_dim, f"clip: {frames} frames, input (B, 3, {frames}, 224, 224)"),
                 num_classes=num_classes, input_size=(3, frames, 224, 224), pool_size=(frames // 2, 7, 7),
+                min_input_size=(3, 1, 32, 32),
                 crop_pct=1.0 if num_classes == 174 else 224 / 256, interpolation="bilinear",
                 mean=VIDEO_MEAN, std=VIDEO_STD, paper_ids="arXiv:2201.04676")
 
@@ -1152,9 +1155,11 @@ default_cfgs = generate_default_cfgs({
     "uniformer_xs.in1k_192": _light("1Ce2Dk9-k_-sHt5dXp-gfNOEK37Jdcffv", 32, 192),
 
     "test_uniformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, classifier=("head", "aux_head")),
-    "test_uniformer_light": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10, **_CONV_STEM),
+    "test_uniformer_light": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), num_classes=10,
+                                 **dict(_CONV_STEM, min_input_size=_LIGHT_MIN)),
     # a video cfg gives the clip: input_size (C, T, H, W), pool_size (T', H', W') (see zoo.registry)
-    "test_uniformer_video": _cfg(input_size=(3, 4, 64, 64), pool_size=(2, 2, 2), num_classes=10),
+    "test_uniformer_video": _cfg(input_size=(3, 4, 64, 64), pool_size=(2, 2, 2), min_input_size=(3, 1, 32, 32),
+                                 num_classes=10),
 })
 
 
