@@ -476,6 +476,8 @@ def test_pruned_model_ends_at_the_tap_and_trains(name):
             if i < n - 1:
                 torch.testing.assert_close(_as_nchw(pruned, pruned.forward_features(x)), taps[i],
                                            msg=f"{name}: pruned to {i}, forward_features does not end at the tap")
+        if i not in (0, n - 2):  # training a pruned model: the most pruned and the one-stage-short model suffice
+            continue
         pruned.train()
         out = pruned.forward_intermediates(x, indices=take, intermediates_only=True) + [pruned.forward_features(x)]
         sum(o.float().sum() for o in out).backward()
