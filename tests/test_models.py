@@ -19,6 +19,7 @@ from zoo.registry import model_entry, test_models
 
 from _contract import check_task_output as _check_task_output, fx_model as _fx_model, make_input as _make_input
 from _shared import have_shared, manifest
+from toy_models import TOY_FAMILY
 
 PUBLIC = zoo.list_models()
 
@@ -330,3 +331,144 @@ def test_hub_folder_round_trip(name, tmp_path):
         ya, yb = a(x), b(x)
     for u, v in zip(ya if isinstance(ya, (list, tuple)) else [ya], yb if isinstance(yb, (list, tuple)) else [yb]):
         torch.testing.assert_close(u, v, atol=0, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# what timm 1.0.31's own tests/test_models.py checks beyond the above (issue 20), offline and cheap:
+# the factory's device=/dtype= arguments, the API the optimizer factory reads, a new classifier that
+# joins the model where it is, and prune_intermediate_layers' contract
+
+# the families' test models (not the toy family of tests/toy_models.py, a fixture of the CLI/registry tests)
+FAMILY_TESTS = [n for n in TESTS if model_entry(n).family != TOY_FAMILY]
+
+# open in family files owned elsewhere (the report of the s4timm branch gives the repro and the fix);
+# strict: remove the entry once the family's fix is merged
+_OPEN_RESET = pytest.mark.xfail(strict=True, reason="reset_classifier builds the new head on the default "
+                                "device/dtype, or in train mode (family fix pending, issue 20)")
+OPEN_RESET = {"test_nat", "test_nat_isotropic", "test_dinat", "test_dinat_s", "test_dinat_isotropic",
+              "test_dinat_vitrpb", "test_vsa", "test_vsa_swin", "test_uniformer", "test_uniformer_light",
+              "test_uniformer_video", "test_vitdet"}
+_OPEN_PRUNE = pytest.mark.xfail(strict=True, reason="prune_intermediate_layers contract (family fix pending, "
+                                "issue 20)")
+OPEN_PRUNE = {"test_mtunet", "test_restormer", "test_uniformer_light"}
+
+
+def _open(names, open_names, mark):
+    return [pytest.param(n, marks=mark) if n in open_names else n for n in names]
+
+
+def _floating(t):
+    return t.is_floating_point()
+
+
+@pytest.mark.parametrize("name", FAMILY_TESTS)
+def test_factory_device_and_dtype_arguments(name):
+    """timm.create_model(name, device=, dtype=) as timm passes them (its test_model_default_cfgs builds on
+    meta this way): every parameter and buffer on that device, floating ones in that dtype."""
+    model = timm.create_model(name, device="meta", dtype=torch.float64)
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    assert not [n for n, t in tensors if t.device.type != "meta"], f"{name}: tensors off the device"
+    assert not [n for n, t in tensors if _floating(t) and t.dtype != torch.float64], f"{name}: tensors not float64"
+    model = zoo.create_model(name, device="meta")
+    assert all(p.is_meta for p in model.parameters())
+    with pytest.raises(TypeError, match=name):
+        timm.create_model(name, device="meta", dtype=torch.int64)
+
+
+@pytest.mark.parametrize("name", FAMILY_TESTS)
+def test_api_the_optimizer_factory_reads(name):
+    """timm's _assert_model_api_contract: unknown arguments raise TypeError; reset_classifier keeps the
+    pooling by default; group_matcher splits the parameters; every no_weight_decay entry names one."""
+    import inspect
+
+    from timm.models._manipulate import group_parameters
+
+    with pytest.raises(TypeError):
+        timm.create_model(name, device="meta", not_a_model_arg=1)
+    model = timm.create_model(name, device="meta")
+    param = inspect.signature(model.reset_classifier).parameters.get("global_pool")
+    assert param is None or param.default is None, f"{name}: reset_classifier global_pool={param.default!r}"
+    names = [n for n, _ in model.named_parameters()]
+    groups = group_parameters(model, model.group_matcher(coarse=False), reverse=True)
+    assert len(set(groups.values())) > 1, f"{name}: group_matcher puts every parameter in one group"
+    for pattern in model.no_weight_decay():
+        assert any(fnmatch.fnmatch(n, pattern) for n in names) or _optional_attr(model, pattern) is None, \
+            f"{name}: no_weight_decay entry {pattern!r} matches no parameter"
+
+
+def _optional_attr(model, pattern):
+    obj = model
+    for attr in pattern.split("."):
+        obj = getattr(obj, attr, None)
+        if obj is None:
+            return None
+    return obj
+
+
+@pytest.mark.parametrize("name", _open([n for n in FAMILY_TESTS if model_entry(n).task in ("classification", "video", "dense")],
+                                       OPEN_RESET, _OPEN_RESET))
+def test_new_classifier_joins_the_model_where_it_is(name):
+    """reset_classifier builds the new head on the model's device and dtype, in the model's train/eval
+    mode, and keeps a frozen model frozen (timm's test_model_default_cfgs helpers)."""
+    model = timm.create_model(name, device="meta").eval().to(dtype=torch.float64)
+    model.reset_classifier(0)
+    model.reset_classifier(2)
+    head = model.get_classifier()
+    params = [p for h in (head if isinstance(head, (tuple, list)) else (head,)) for p in h.parameters()]
+    assert params and all(p.is_meta and p.dtype == torch.float64 for p in params), \
+        f"{name}: new classifier on {[(p.device.type, p.dtype) for p in params]}"
+    assert not [n for n, m in model.named_modules() if m.training], f"{name}: new modules in train mode"
+    model = timm.create_model(name, device="meta").requires_grad_(False)
+    model.reset_classifier(0)
+    model.reset_classifier(0, "")
+    assert not [n for n, p in model.named_parameters() if p.requires_grad], f"{name}: frozen model unfrozen"
+
+
+def _as_nchw(model, x):
+    return x.permute(0, 3, 1, 2) if x.ndim == 4 and getattr(model, "output_fmt", "NCHW") == "NHWC" else x
+
+
+@pytest.mark.parametrize("name", _open([n for n in FAMILY_TESTS if model_entry(n).supports_features], OPEN_PRUNE, _OPEN_PRUNE))
+def test_pruned_model_ends_at_the_tap_and_trains(name):
+    """timm's test_prune_intermediate_layers_contract on the test model at its first test size: stop_early and
+    pruned taps equal the full model's, a pruned model without its norm ends at the tap (forward_features),
+    and every parameter left trains."""
+    import copy
+
+    torch.manual_seed(0)
+    model = zoo.create_model(name).eval()
+    x = _make_input(name, model_entry(name).test_sizes[0])
+    n = len(model.feature_info)
+    with torch.no_grad():
+        taps = model.forward_intermediates(x, intermediates_only=True)
+    for i in range(n):
+        with torch.no_grad():
+            tap = model.forward_intermediates(x, indices=[i], stop_early=True, intermediates_only=True)[0]
+            torch.testing.assert_close(tap, taps[i], msg=f"{name}: stop_early tap {i}")
+            pruned = copy.deepcopy(model)
+            take = pruned.prune_intermediate_layers([i], prune_norm=True)
+            tap = pruned.forward_intermediates(x, indices=take, intermediates_only=True)[0]
+            torch.testing.assert_close(tap, taps[i], msg=f"{name}: pruned tap {i}")
+            if i < n - 1:
+                torch.testing.assert_close(_as_nchw(pruned, pruned.forward_features(x)), taps[i],
+                                           msg=f"{name}: pruned to {i}, forward_features does not end at the tap")
+        if i not in (0, n - 2):  # training a pruned model: the most pruned and the one-stage-short model suffice
+            continue
+        pruned.train()
+        out = pruned.forward_intermediates(x, indices=take, intermediates_only=True) + [pruned.forward_features(x)]
+        sum(o.float().sum() for o in out).backward()
+        unused = [k for k, p in pruned.named_parameters() if p.requires_grad and p.grad is None]
+        assert not unused, f"{name}: pruned to {i}, unused parameters {unused[:5]}"
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILY_TESTS if model_entry(n).supports_features])
+def test_channels_last_maps_are_not_ambiguous_at_the_cfg_size(name):
+    """timm's prune test tells an NHWC forward_features from an NCHW tap by shape alone: at the test model's
+    cfg input_size no level may have H == W == C (then both layouts look alike)."""
+    if getattr(timm.create_model(name, device="meta"), "output_fmt", "NCHW") != "NHWC":
+        return
+    model = timm.create_model(name, device="meta")
+    size = model.pretrained_cfg["input_size"]
+    for info in model.feature_info:
+        side = -(-min(96, size[-1]) // info["reduction"])  # timm's suite runs test models at min(size, 96)
+        assert not side == info["num_chs"], f"{name}: level {info['module']} is {side}x{side}x{info['num_chs']}"

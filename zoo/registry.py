@@ -22,6 +22,7 @@ with the frame size and puts the clip size back into the model's ``pretrained_cf
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -215,6 +216,7 @@ def register_model(
         @functools.wraps(f)
         def entrypoint(*args: Any, **kwargs: Any):
             _check_output_stride(name, kwargs.pop("output_stride", None))
+            device, dtype = _factory_kwargs(name, kwargs.pop("device", None), kwargs.pop("dtype", None))
             clip = None
             if task == "video":
                 clip, kwargs = _frame_cfg(name, kwargs)
@@ -222,7 +224,10 @@ def register_model(
             pretrained = bool(args[0] if args else kwargs.get("pretrained"))
             with pretrained_download_guard(name, pretrained, kwargs, test_model=entry.test_model,
                                            reported_tags=tuple(entry.reported)):
-                model = f(*args, **kwargs)
+                with torch.device(device) if device is not None else contextlib.nullcontext():
+                    model = f(*args, **kwargs)
+            if dtype is not None:
+                model.to(dtype=dtype)
             if clip is not None:
                 for m in (model, getattr(model, "model", None)):
                     cfg = getattr(m, "pretrained_cfg", None)
@@ -235,6 +240,23 @@ def register_model(
     if fn is not None:
         return _register(fn)
     return _register
+
+
+def _factory_kwargs(name: str, device: Any, dtype: Any) -> Tuple[Optional[torch.device], Optional[torch.dtype]]:
+    """timm's factory arguments ``create_model(..., device=, dtype=)`` (timm models take them in ``__init__``).
+
+    A zoo model is built under ``torch.device(device)`` (every parameter and buffer, persistent or not, is
+    created there: ``device="meta"`` allocates nothing) and cast to the floating ``dtype`` afterwards
+    (integer index buffers keep their dtype, as in timm).
+    """
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"{name}: device={device!r} is not a torch device ({e})") from None
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise TypeError(f"{name}: dtype must be a floating torch.dtype (e.g. torch.float32), got {dtype!r}")
+    return device, dtype
 
 
 def _check_output_stride(name: str, output_stride: Optional[int]) -> None:

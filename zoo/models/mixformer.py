@@ -400,7 +400,10 @@ class MixFormer(nn.Module):
             self.global_pool = global_pool
         self.num_classes = num_classes
         in_features = self.last_proj.out_features if isinstance(self.last_proj, nn.Linear) else self.num_features
-        self.head = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+        ref = next(self.parameters())
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head = (nn.Linear(in_features, num_classes, device=ref.device, dtype=ref.dtype) if num_classes > 0
+                     else nn.Identity()).train(self.training)
 
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans)
@@ -603,7 +606,7 @@ default_cfgs = generate_default_cfgs({
     "mixformer_b4.in1k": _paddle_cfg(4),
     "mixformer_b5": _cfg(),
     "mixformer_b6.in1k": _paddle_cfg(6),
-    "test_mixformer": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    "test_mixformer": _cfg(input_size=(3, 96, 96), pool_size=(3, 3)),
 })
 
 

@@ -397,8 +397,11 @@ class ShuntedTransformer(nn.Module):
         return self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        ref = next(self.parameters())
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head.to(device=ref.device, dtype=ref.dtype).train(self.training)
 
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans, min_size=self.min_input_size)
@@ -534,7 +537,7 @@ default_cfgs = generate_default_cfgs({
     "shunted_tiny.in1k": _official_cfg("T", 79.8),
     "shunted_small.in1k": _official_cfg("S", 82.9),
     "shunted_base.in1k": _official_cfg("B", 84.0),
-    "test_shunted": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
+    "test_shunted": _cfg(input_size=(3, 96, 96), pool_size=(3, 3)),
 })
 
 

@@ -778,7 +778,7 @@ default_cfgs = generate_default_cfgs({
     "vitaev2_vsa_widepcm_small": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
     "vitaev2_vsa_widepcm_base": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
     "vitaev2_vsa_widepcm_base_ws12": _cfg(origin_url=_ORIGIN, license=_RESEARCH_ONLY),
-    "test_vsa": _cfg(input_size=(3, 64, 64), pool_size=(2, 2), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+    "test_vsa": _cfg(input_size=(3, 96, 96), pool_size=(3, 3), origin_url=_ORIGIN, license=_RESEARCH_ONLY),
     "swin_vsa_tiny": _cfg(
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-T with VSA + CPE as the paper describes; no official code or weights",)),
@@ -786,7 +786,7 @@ default_cfgs = generate_default_cfgs({
         first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY,
         notes=("zoo-defined: Swin-S with VSA + CPE as the paper describes; no official code or weights",)),
     "test_vsa_swin": _cfg(
-        input_size=(3, 64, 64), pool_size=(2, 2), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
+        input_size=(3, 96, 96), pool_size=(3, 3), first_conv="patch_embed.proj", origin_url=_ORIGIN, license=_RESEARCH_ONLY),
 })
 
 _VSA_COMMON = dict(
