@@ -9,7 +9,8 @@ Sections:
          bias and -inf outside each clamped window) at NAT-Tiny stage-1 shapes: 56x56, 64 channels,
          2 heads, k=7, rpb; batch 1 and 8; forward (inference) and forward+backward.
   dilated the same comparison for dilated NA at DiNAT-Tiny's dilated blocks: stage 1 (56x56, d=8,
-         2 heads), stage 2 (28x28, d=4, 4 heads) and stage 3 (14x14, d=2, 8 heads), hd 32, k=7, rpb.
+         2 heads), stage 2 (28x28, d=4, 4 heads) and stage 3 (14x14, d=2, 8 heads), hd 32, k=7, rpb;
+         and stage 1 at 240 px (60x60, d=8: a side that is not a multiple of d).
   natten zoo na2d vs NATTEN's na2d on the same op without bias, if ``natten`` imports (0.21.x; on CPU
          only its flex backend runs, eagerly). Not a zoo dependency: install it separately.
   model  zoo nat_tiny vs timm swin_tiny_patch4_window7_224, batch 8, 224x224, float32, forward; and
@@ -85,7 +86,8 @@ def bench_na(args, clock):
 
 
 def bench_dilated(args, clock):
-    for H, nh, d in ((56, 2, 8), (28, 4, 4), (14, 8, 2)):
+    # the last case's side is not a multiple of d (DiNAT-Tiny stage 1 at 240 px): sub-grids of two lengths
+    for H, nh, d in ((56, 2, 8), (28, 4, 4), (14, 8, 2), (60, 2, 8)):
         for B in (1, 8):
             reps = args.repeats if B == 1 else max(3, args.repeats // 2)
             _bench_case(args, clock, f"DiNA {H}x{H} d={d} B={B}", B, H, nh, d, reps)

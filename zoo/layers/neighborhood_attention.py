@@ -23,7 +23,11 @@ tiles, each tile attends to the ``(t + k - 1)^2`` key halo that holds every wind
 Clamping and bias are folded into a per-tile additive ``attn_mask`` (``-inf`` outside each query's
 window), gathered from the bias table with an index built once per map size and cached. Memory is
 ``O(H * W * (t + k - 1)^2)``, never ``O((H * W)^2)``. Axes not longer than a tile (small maps) use one
-tile per axis, i.e. plain dense attention with the mask, which is as fast there.
+tile per axis, i.e. plain dense attention with the mask, which is as fast there. With dilation, the
+``d x d`` sub-grids run as batch entries when ``d`` divides both sides, and otherwise as one call over
+all of them (``_strided_tiling``); either way one attention call per layer. The tiling of a map size is
+a constant of the sizes (``_layout``): torch.compile / torch.export take its index tensors as constants
+rather than tracing their construction.
 """
 from __future__ import annotations
 
