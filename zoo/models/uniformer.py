@@ -267,8 +267,9 @@ def _channels_last(x: torch.Tensor) -> torch.Tensor:
     are several times faster on it, and the global blocks' ``flatten(2).transpose(1, 2)`` token view is
     then free. Logical shapes and values are unchanged. ONNX has no memory formats (and the legacy
     exporter has no symbolic for a ``channels_last_3d`` copy): an export records no copy."""
-    if torch.onnx.is_in_onnx_export():
-        return x
+    if not torch.jit.is_scripting():  # TorchScript cannot compile is_in_onnx_export (it imports)
+        if torch.onnx.is_in_onnx_export():
+            return x
     return x.contiguous(memory_format=torch.channels_last if x.ndim == 4 else torch.channels_last_3d)
 
 
