@@ -146,7 +146,7 @@ class VaryingWindowAttention(nn.Module):
         if cached is not None:
             return cached
         base, rel = _window_grid(Hp, Wp, self.window_size, device, dtype)
-        if not (torch.jit.is_tracing() or torch.compiler.is_compiling() or device.type == "meta"):
+        if not (torch.jit.is_tracing() or device.type == "meta"):
             # copy-on-write, then one reference swap: a forward in another thread reads the old dict or
             # the new one, never one being cleared or filled
             cache = dict(self._grid_cache) if len(self._grid_cache) < 16 else {}
