@@ -23,8 +23,8 @@ Deviations from the official code, none of which changes an output:
     * layer scale is a constructor argument (officially a module global that leaks between builds);
     * the light models pass the class token and token scores from block to block explicitly (officially
       module globals);
-    * maps are kept channels-last in memory and the local blocks' 1x1 convs are ``nn.Linear`` layers over
-      the channel axis (same values; the converter flattens the official kernels);
+    * maps are kept channels-last in memory, and the video local blocks' 1x1x1 convs are ``nn.Linear``
+      layers over the channel axis (same values; the converter flattens the official kernels);
     * the light models' class-token head (``norm_cls``/``head_cls``, unused by the official forward) is
       not built;
     * attention runs through ``F.scaled_dot_product_attention``;
