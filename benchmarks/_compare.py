@@ -81,9 +81,10 @@ def zoo_pair(model: nn.Module) -> Dict[str, nn.Module]:
 def compare(models: Mapping[str, Callable[[torch.Tensor], object]], make_input: Callable[[int], torch.Tensor],
             batches: Sequence[int], repeats: int, warmup: int = 1, official: Optional[str] = "official",
             reference: str = "swin_tiny") -> Dict[Tuple[str, int], float]:
-    """Time every model once per round, in turn, for each batch; print the median ms per batch, and the
-    speed relative to ``reference`` (t_reference / t) and to ``official`` (t_official / t), both computed
-    from the medians of the same run (a column is left out when that model is not timed). Returns {(name, batch): median seconds}."""
+    """Time every model once per round, in turn, for each batch; print the median and minimum ms per
+    batch, and the speed relative to ``reference`` (t_reference / t) and to ``official`` (t_official / t),
+    from the medians and from the minimums (the least disturbed runs) of the same run (a column is left
+    out when that model is not timed). Returns {(name, batch): median seconds}."""
     times: Dict[Tuple[str, int], list] = {(n, b): [] for n in models for b in batches}
     with torch.inference_mode():
         for b in batches:
@@ -97,13 +98,15 @@ def compare(models: Mapping[str, Callable[[torch.Tensor], object]], make_input: 
                     m(x)
                     times[(n, b)].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
     cols = [c for c in (reference, official) if c in models]
-    print(f"{'model':<18} {'batch':>5} {'ms/batch':>9} {'img/s':>7}" + "".join(f" {'vs ' + c:>13}" for c in cols))
+    print(f"{'model':<18} {'batch':>5} {'ms median':>10} {'ms min':>9}"
+          + "".join(f" {'vs ' + c + ' (med/min)':>26}" for c in cols))
     for b in batches:
         for n in models:
-            t = med[(n, b)]
-            print(f"{n:<18} {b:>5} {t * 1e3:>9.1f} {b / t:>7.2f}" + "".join(f" {med[(c, b)] / t:>12.2f}x" for c in cols),
-                  flush=True)
+            t, t_min = med[(n, b)], best[(n, b)]
+            print(f"{n:<18} {b:>5} {t * 1e3:>10.1f} {t_min * 1e3:>9.1f}"
+                  + "".join(f" {med[(c, b)] / t:>19.2f}x/{best[(c, b)] / t_min:.2f}x" for c in cols), flush=True)
     return med
 
 
