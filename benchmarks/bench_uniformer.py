@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo  # noqa: E402
-from _compare import compare, swin_tiny, zoo_pair  # noqa: E402
+from _compare import compare, randomise, swin_tiny, zoo_pair  # noqa: E402
 from zoo.models import uniformer as U  # noqa: E402
 
 
@@ -168,24 +168,9 @@ def _official_models(root: Path):
     return img_model, (lambda x: vid_model([x]), vid_model)
 
 
-def _randomise(model: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for k, v in model.state_dict().items():
-            if not v.is_floating_point():
-                continue
-            if k.endswith("running_var"):
-                v.copy_(torch.rand(v.shape, generator=g) + 0.5)
-            elif v.ndim >= 2:
-                v.copy_(torch.randn(v.shape, generator=g) * min(0.1, v[0].numel() ** -0.5))
-            else:
-                v.copy_(0.1 * torch.randn(v.shape, generator=g) + (1. if k.endswith("norm.weight") or
-                                                                   ".norm" in k and k.endswith("weight") else 0.))
-
-
 def bench(name, ref_fn, ref_module, zoo_name, make_input, batches, repeats, num_classes, reference=None):
     ref_module.eval()
-    _randomise(ref_module)
+    randomise(ref_module)
     model = zoo.create_model(zoo_name, num_classes=num_classes).eval()
     model.load_state_dict(U.checkpoint_filter_fn(ref_module.state_dict(), model), strict=True)
     x = make_input(min(batches))
