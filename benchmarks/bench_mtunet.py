@@ -11,9 +11,17 @@
     replaced by the official loop formulation of (a) (the official model is slower still: NCHW convs);
     all four interleaved in one run.
 
+(c) with ``--official PATH`` (a checkout of Dootmaan/MT-UNet, or its ``model/MTUNet.py``): the official
+    ``MTUNet(out_ch=9)`` itself, zoo's ``mtunet.synapse`` with the same weights (through
+    ``checkpoint_filter_fn``; outputs compared first), the same model after ``zoo.optimize_for_cpu``, and
+    swin_tiny, interleaved, at ``--batches``. Runtime shim, nothing else changed: the official forward
+    calls ``.cuda()`` unconditionally, so ``Tensor.cuda`` is a no-op while it runs.
+
 usage: python benchmarks/bench_mtunet.py [--rounds N] [--threads T] [--skip-axial]
+       python benchmarks/bench_mtunet.py --official PATH --skip-axial --skip-model --threads 2 [--batches 1 8]
 """
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -25,7 +33,10 @@ import torch.nn as nn
 import timm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo  # noqa: E402
+from _compare import compare, cuda_is_identity, load_source, randomise, swin_tiny, zoo_pair  # noqa: E402
+from zoo.models import mtunet as M  # noqa: E402
 from zoo.models.mtunet import GaussianAxialAttention  # noqa: E402
 
 
@@ -164,18 +175,48 @@ def bench_model(rounds: int) -> None:
           f"min {min(speedups):.2f}, max {max(speedups):.2f})")
 
 
+def bench_official(path: str, batches, rounds: int) -> None:
+    src = Path(path)
+    src = src if src.suffix == ".py" else src / "model" / "MTUNet.py"
+    mod = load_source(src, "official_mtunet")
+    torch.manual_seed(0)
+    official = mod.MTUNet(out_ch=9).eval()
+    randomise(official)
+    ours = zoo.create_model("mtunet.synapse").eval()
+    ours.load_state_dict(M.checkpoint_filter_fn(official.state_dict(), ours))
+
+    def run_official(x):
+        with cuda_is_identity():
+            return official(x)
+
+    x = torch.randn(1, 3, 224, 224)
+    with torch.inference_mode():
+        diff = (run_official(x) - ours(x)).abs().max().item()
+    print(f"(c) official MTUNet ({src}) vs zoo mtunet.synapse, same weights: max|diff| {diff:.1e}; "
+          f"{rounds} interleaved rounds, median")
+    compare({"official": run_official, **zoo_pair(ours), "swin_tiny": swin_tiny()},
+            lambda b: torch.randn(b, 3, 224, 224), batches, rounds, 1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
-    ap.add_argument("--skip-axial", action="store_true", help="only the whole-model comparison (b)")
+    ap.add_argument("--skip-axial", action="store_true", help="skip the attention comparison (a)")
+    ap.add_argument("--skip-model", action="store_true", help="skip the whole-model comparison (b)")
+    ap.add_argument("--official", default=os.environ.get("MTUNET_OFFICIAL"),
+                    help="checkout of Dootmaan/MT-UNet (or its model/MTUNet.py): comparison (c)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1], help="batch sizes of (c)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     if not args.skip_axial:
         bench_axial(args.rounds)
-    bench_model(args.rounds)
+    if not args.skip_model:
+        bench_model(args.rounds)
+    if args.official:
+        bench_official(args.official, args.batches, args.rounds)
 
 
 if __name__ == "__main__":

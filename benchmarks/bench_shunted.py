@@ -6,24 +6,36 @@ shunted_tiny against timm's swin_tiny_patch4_window7_224.
    ``(B, N, C)``, NCHW convs on contiguous copies, an explicit ``softmax(q k^T * scale)`` matrix.
    One row per stage of shunted_tiny at 224 (rates 8, 4, 2, 1); the outputs are checked to agree first.
 2. ``shunted_tiny`` against ``swin_tiny_patch4_window7_224`` at 224x224, batch 1 and 8.
+3. With ``--official PATH`` (a checkout of OliverRensu/Shunted-Transformer, or its ``SSA.py``): the
+   official ``shunted_t`` (its ``@register_model`` lines dropped at load time, nothing else changed),
+   zoo's ``shunted_tiny`` with the same weights (through ``checkpoint_filter_fn``; the outputs are
+   compared first), the same model after ``zoo.optimize_for_cpu`` and swin_tiny, interleaved.
 
 Every pair is timed in the same process, interleaved (one run of each, repeated); the script prints
 median times and the ratios of the medians and of the minimums (the minimum is the run least disturbed
 by other jobs), so the ratios hold on a busy machine where absolute times do not.
 
     python benchmarks/bench_shunted.py [--repeats 15] [--threads N] [--batches 1 8] [--skip-model]
+    python benchmarks/bench_shunted.py --official PATH --skip-attention --skip-model --threads 2
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
 
-import zoo
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmark this checkout's zoo
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import zoo  # noqa: E402
+from _compare import compare, load_source, randomise, swin_tiny, zoo_pair  # noqa: E402
+from zoo.models import shunted as S  # noqa: E402
 from zoo.flops import count_macs
 from zoo.models.shunted import ShuntedAttention
 
@@ -109,6 +121,23 @@ def bench_model(batches, repeats: int, warmup: int) -> None:
         print(f"{batch:>5} {a * 1e3:>13.1f} {b * 1e3:>13.1f} {a / b:>15.2f} {a_min / b_min:>12.2f} {per_mac:>15.2f}")
 
 
+def bench_official(path: str, batches, repeats: int, warmup: int) -> None:
+    ssa = Path(path)
+    ssa = ssa if ssa.suffix == ".py" else ssa / "SSA.py"
+    mod = load_source(ssa, "official_shunted_ssa", [("@register_model\n", "\n")])
+    torch.manual_seed(0)
+    official = mod.shunted_t().eval()
+    randomise(official)
+    ours = zoo.create_model("shunted_tiny").eval()
+    ours.load_state_dict(S.checkpoint_filter_fn(official.state_dict(), ours))
+    x = torch.randn(2, 3, 224, 224)
+    diff = (official(x) - ours(x)).abs().max().item()
+    print(f"\nofficial shunted_t ({ssa}) vs zoo shunted_tiny, same weights: max|diff| {diff:.1e}; "
+          f"{repeats} interleaved rounds, median")
+    compare({"official": official, **zoo_pair(ours), "swin_tiny": swin_tiny()},
+            lambda b: torch.randn(b, 3, 224, 224), batches, repeats, warmup)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -117,6 +146,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--skip-model", action="store_true", help="only the attention-layer comparison")
     parser.add_argument("--skip-attention", action="store_true", help="only the model comparison")
+    parser.add_argument("--official", default=os.environ.get("SHUNTED_OFFICIAL"),
+                        help="checkout of OliverRensu/Shunted-Transformer (or its SSA.py) to time beside zoo")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,6 +157,8 @@ def main() -> None:
             bench_attention(max(args.batches), args.repeats, args.warmup)
         if not args.skip_model:
             bench_model(args.batches, args.repeats, args.warmup)
+        if args.official:
+            bench_official(args.official, args.batches, args.repeats, args.warmup)
 
 
 if __name__ == "__main__":

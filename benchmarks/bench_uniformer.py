@@ -1,6 +1,6 @@
 """Speed of zoo UniFormer-S (image 224x224, video 8x224x224) against the official implementation.
 
-    python benchmarks/bench_uniformer.py [--official PATH] [--repeats 10] [--threads 1]
+    python benchmarks/bench_uniformer.py [--official PATH] [--repeats 10] [--threads 1] [--batches 1 8] [--image-only]
 
 ``--official`` (or ``$UNIFORMER_OFFICIAL``) is a checkout of https://github.com/Sense-X/UniFormer: its
 ``image_classification/models/uniformer.py`` and ``video_classification/slowfast/models/uniformer.py``
@@ -10,16 +10,15 @@ reference is ``ReferenceUniFormer`` below: the official forward written out from
 Nothing official is stored in this repository.
 
 Both models get the same random official-layout weights (zoo through ``checkpoint_filter_fn``), their
-outputs are compared, and forward passes are timed interleaved (reference, zoo, reference, ...) in one
-process, so the printed ratio is robust to the machine's load; the absolute times are not.
+outputs are compared, and forward passes are timed interleaved (reference, zoo, zoo after
+``zoo.optimize_for_cpu``, and for the image model timm's swin_tiny; one of each in turn, repeated) in
+one process, so the printed ratios are robust to the machine's load; the absolute times are not.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 import types
 from pathlib import Path
 
@@ -27,7 +26,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import zoo  # noqa: E402
+from _compare import compare, randomise, swin_tiny, zoo_pair  # noqa: E402
 from zoo.models import uniformer as U  # noqa: E402
 
 
@@ -167,45 +168,19 @@ def _official_models(root: Path):
     return img_model, (lambda x: vid_model([x]), vid_model)
 
 
-def _randomise(model: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for k, v in model.state_dict().items():
-            if not v.is_floating_point():
-                continue
-            if k.endswith("running_var"):
-                v.copy_(torch.rand(v.shape, generator=g) + 0.5)
-            elif v.ndim >= 2:
-                v.copy_(torch.randn(v.shape, generator=g) * min(0.1, v[0].numel() ** -0.5))
-            else:
-                v.copy_(0.1 * torch.randn(v.shape, generator=g) + (1. if k.endswith("norm.weight") or
-                                                                   ".norm" in k and k.endswith("weight") else 0.))
-
-
-def _time(fns, x, repeats):
-    times = [[] for _ in fns]
-    with torch.inference_mode():
-        for fn in fns:  # warm-up
-            fn(x)
-        for _ in range(repeats):
-            for i, fn in enumerate(fns):
-                t = time.perf_counter()
-                fn(x)
-                times[i].append(time.perf_counter() - t)
-    return [statistics.median(t) for t in times]
-
-
-def bench(name, ref_fn, ref_module, zoo_name, x, repeats, num_classes):
+def bench(name, ref_fn, ref_module, zoo_name, make_input, batches, repeats, num_classes, reference=None):
     ref_module.eval()
-    _randomise(ref_module)
+    randomise(ref_module)
     model = zoo.create_model(zoo_name, num_classes=num_classes).eval()
     model.load_state_dict(U.checkpoint_filter_fn(ref_module.state_dict(), model), strict=True)
+    x = make_input(min(batches))
     with torch.inference_mode():
         diff = (ref_fn(x) - model(x)).abs().max().item()
-    t_ref, t_zoo = _time([ref_fn, model], x, repeats)
-    print(f"{name:<28} input {tuple(x.shape)}  max|diff| {diff:.1e}  reference {t_ref * 1e3:8.1f} ms  "
-          f"zoo {t_zoo * 1e3:8.1f} ms  speed-up x{t_ref / t_zoo:.2f}")
-    return t_ref / t_zoo
+    print(f"\n{name}: input {tuple(x.shape[1:])}, max|diff| reference vs zoo {diff:.1e}")
+    models = {"official": ref_fn, **zoo_pair(model)}
+    if reference is not None:
+        models["swin_tiny"] = reference
+    return compare(models, make_input, batches, repeats)
 
 
 def main(argv=None):
@@ -214,12 +189,13 @@ def main(argv=None):
                    help="checkout of Sense-X/UniFormer to run beside (default: the written-out reference)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batches", type=int, nargs="+", default=[1])
+    p.add_argument("--image-only", action="store_true", help="skip the video model")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, {args.repeats} interleaved "
-          f"repeats (median)")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), batches {args.batches}, {args.repeats} interleaved "
+          f"repeats (median); the row 'official' is the reference named below")
     if args.official:
         img, (vid_fn, vid) = _official_models(Path(args.official))
         kind = f"official code ({args.official})"
@@ -230,10 +206,11 @@ def main(argv=None):
         img_fn, vid_fn = img, vid
         kind = "reference written from the official description"
     print(f"reference: {kind}")
-    bench("UniFormer-S image", img_fn, img, "uniformer_small", torch.randn(args.batch, 3, 224, 224),
-          args.repeats, 1000)
-    bench("UniFormer-S video", vid_fn, vid, "uniformer_small_video", torch.randn(args.batch, 3, 8, 224, 224),
-          args.repeats, 400)
+    bench("UniFormer-S image", img_fn, img, "uniformer_small", lambda b: torch.randn(b, 3, 224, 224),
+          args.batches, args.repeats, 1000, reference=swin_tiny())
+    if not args.image_only:
+        bench("UniFormer-S video", vid_fn, vid, "uniformer_small_video", lambda b: torch.randn(b, 3, 8, 224, 224),
+              args.batches, args.repeats, 400)
 
 
 if __name__ == "__main__":

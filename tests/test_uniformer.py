@@ -405,3 +405,26 @@ def test_macs_match_the_papers(name, input_size, views, reported_g):
         m = zoo.create_model(name)
     gmacs = count_macs(m, torch.zeros(1, *input_size, device="meta")) * views / 1e9
     assert abs(gmacs - reported_g) / reported_g < 0.02, gmacs
+
+
+def test_local_pointwise_kernels_load_in_conv_and_linear_layout():
+    """The 2-D local blocks' 1x1 convs are ``nn.Conv2d`` (official layout ``(out, in, 1, 1)``, run on the
+    channels-last maps); a state dict holding them as ``(out, in)`` Linear weights (zoo before issue 19's
+    speed work) converts to the same model, and the video blocks' Linears take the official kernels."""
+    torch.manual_seed(0)
+    m = zoo.create_model("test_uniformer", aux_head=False).eval()
+    assert type(m.stages[0].blocks[0].conv1) is torch.nn.Conv2d
+    sd = m.state_dict()
+    flat = {k: v.flatten(1) if k.endswith(U._POINTWISE_WEIGHTS) and v.ndim == 4 else v for k, v in sd.items()}
+    assert sum(v.ndim == 2 and sd[k].ndim == 4 for k, v in flat.items()) >= 4
+    m2 = zoo.create_model("test_uniformer", aux_head=False).eval()
+    m2.load_state_dict(U.checkpoint_filter_fn(flat, m2))
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    video = zoo.create_model("test_uniformer_video").eval()
+    vsd = video.state_dict()
+    official = {k: v[..., None, None, None] if k.endswith(U._POINTWISE_WEIGHTS) and k.startswith("stages.0") else v
+                for k, v in vsd.items()}
+    converted = U.checkpoint_filter_fn(official, video)
+    assert all(converted[k].shape == v.shape for k, v in vsd.items())
