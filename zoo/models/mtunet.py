@@ -498,9 +498,10 @@ class MTUNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         self.num_classes = num_classes
-        device = self.head.weight.device if isinstance(self.head, nn.Conv2d) else None
-        self.head = nn.Conv2d(self.num_features, num_classes, 1, device=device) if num_classes > 0 \
-            else nn.Identity()
+        ref = next(self.parameters())
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head = (nn.Conv2d(self.num_features, num_classes, 1, device=ref.device, dtype=ref.dtype)
+                     if num_classes > 0 else nn.Identity()).train(self.training)
 
     def _check_and_pad(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         if is_fx_tracing():

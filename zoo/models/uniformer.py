@@ -465,11 +465,12 @@ class UniFormer(nn.Module):
             self.global_pool = global_pool
         ref = next(self.parameters())
         device, dtype = ref.device, ref.dtype
-        self.head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
-            if num_classes > 0 else nn.Identity()
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head = (nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
+                     if num_classes > 0 else nn.Identity()).train(self.training)
         if self.aux_head is not None:
-            self.aux_head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
-                if num_classes > 0 else nn.Identity()
+            self.aux_head = (nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
+                             if num_classes > 0 else nn.Identity()).train(self.training)
 
     @torch.jit.ignore
     def _check(self, x: torch.Tensor) -> None:
