@@ -345,7 +345,7 @@ FAMILY_TESTS = [n for n in TESTS if model_entry(n).family != TOY_FAMILY]
 # strict: remove the entry once the family's fix is merged
 _OPEN_PRUNE = pytest.mark.xfail(strict=True, reason="prune_intermediate_layers contract (family fix pending, "
                                 "issue 20)")
-OPEN_PRUNE = {"test_mtunet", "test_restormer", "test_uniformer_light"}
+OPEN_PRUNE = {"test_restormer", "test_uniformer_light"}
 
 
 def _open(names, open_names, mark):
