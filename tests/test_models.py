@@ -341,21 +341,6 @@ def test_hub_folder_round_trip(name, tmp_path):
 # the families' test models (not the toy family of tests/toy_models.py, a fixture of the CLI/registry tests)
 FAMILY_TESTS = [n for n in TESTS if model_entry(n).family != TOY_FAMILY]
 
-# open in family files owned elsewhere (the report of the s4timm branch gives the repro and the fix);
-# strict: remove the entry once the family's fix is merged
-_OPEN_RESET = pytest.mark.xfail(strict=True, reason="reset_classifier builds the new head on the default "
-                                "device/dtype, or in train mode (family fix pending, issue 20)")
-OPEN_RESET = {"test_nat", "test_nat_isotropic", "test_dinat", "test_dinat_s", "test_dinat_isotropic",
-              "test_dinat_vitrpb", "test_vsa", "test_vsa_swin", "test_uniformer", "test_uniformer_light",
-              "test_uniformer_video", "test_vitdet"}
-_OPEN_PRUNE = pytest.mark.xfail(strict=True, reason="prune_intermediate_layers contract (family fix pending, "
-                                "issue 20)")
-OPEN_PRUNE = {"test_mtunet", "test_restormer", "test_uniformer_light"}
-
-
-def _open(names, open_names, mark):
-    return [pytest.param(n, marks=mark) if n in open_names else n for n in names]
-
 
 def _floating(t):
     return t.is_floating_point()
@@ -405,8 +390,7 @@ def _optional_attr(model, pattern):
     return obj
 
 
-@pytest.mark.parametrize("name", _open([n for n in FAMILY_TESTS if model_entry(n).task in ("classification", "video", "dense")],
-                                       OPEN_RESET, _OPEN_RESET))
+@pytest.mark.parametrize("name", [n for n in FAMILY_TESTS if model_entry(n).task in ("classification", "video", "dense")])
 def test_new_classifier_joins_the_model_where_it_is(name):
     """reset_classifier builds the new head on the model's device and dtype, in the model's train/eval
     mode, and keeps a frozen model frozen (timm's test_model_default_cfgs helpers)."""
@@ -428,7 +412,7 @@ def _as_nchw(model, x):
     return x.permute(0, 3, 1, 2) if x.ndim == 4 and getattr(model, "output_fmt", "NCHW") == "NHWC" else x
 
 
-@pytest.mark.parametrize("name", _open([n for n in FAMILY_TESTS if model_entry(n).supports_features], OPEN_PRUNE, _OPEN_PRUNE))
+@pytest.mark.parametrize("name", [n for n in FAMILY_TESTS if model_entry(n).supports_features])
 def test_pruned_model_ends_at_the_tap_and_trains(name):
     """timm's test_prune_intermediate_layers_contract on the test model at its first test size: stop_early and
     pruned taps equal the full model's, a pruned model without its norm ends at the tap (forward_features),

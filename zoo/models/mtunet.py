@@ -107,16 +107,18 @@ class UNetEncoder(nn.Module):
         self.grid_size = grid_size
         self.pos_embed = nn.Parameter(torch.zeros(1, grid_size[0] * grid_size[1], embed_dim))
 
-    def forward(self, x: torch.Tensor, embed: bool = True) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
-        """The three CNN levels (NCHW, strides 1, 2, 4) and, if ``embed``, the stride-8 NHWC tokens
-        with the position embedding added."""
-        f1 = self.res1(x)
-        f2 = self.res2(F.max_pool2d(f1, 2))
-        f3 = self.res3(F.max_pool2d(f2, 2))
-        if not embed:
-            return [f1, f2, f3], None
-        x = nchw_to_nhwc(self.proj(F.max_pool2d(f3, 2)))
-        return [f1, f2, f3], x + _pos_embed_for(self.pos_embed, tuple(self.grid_size), x.shape[1], x.shape[2])
+    def forward(self, x: torch.Tensor, max_index: int = 3) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+        """The CNN levels up to ``max_index`` (NCHW, strides 1, 2, 4) and, from ``max_index`` 3 on, the
+        stride-8 NHWC tokens with the position embedding added (a pruned stem stops at its last level)."""
+        levels = [self.res1(x)]
+        if max_index >= 1:
+            levels.append(self.res2(F.max_pool2d(levels[-1], 2)))
+        if max_index >= 2:
+            levels.append(self.res3(F.max_pool2d(levels[-1], 2)))
+        if max_index < 3:
+            return levels, None
+        x = nchw_to_nhwc(self.proj(F.max_pool2d(levels[-1], 2)))
+        return levels, x + _pos_embed_for(self.pos_embed, tuple(self.grid_size), x.shape[1], x.shape[2])
 
 
 def gaussian_prior(n: int, shift: torch.Tensor, bias: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -422,6 +424,7 @@ class MTUNet(nn.Module):
         self.bottleneck = nn.Sequential(*[
             MixedTransformerBlock(embed_dims[-1], drop_path=dpr[num_stages][i], **block_kwargs) for i in range(depth)])
         self.feature_info.append(dict(num_chs=embed_dims[-1], reduction=self.reduction, module="bottleneck"))
+        self.last_level = len(self.feature_info) - 1  # the deepest level kept (prune_intermediate_layers)
 
         self.decoder = nn.ModuleList()
         dim = embed_dims[-1]
@@ -489,7 +492,7 @@ class MTUNet(nn.Module):
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True):
         self.grad_checkpointing = enable
-        for s in list(self.stages) + list(self.decoder):
+        for s in list(self.stages) + list(self.decoder if self.decoder is not None else []):
             s.grad_checkpointing = enable
 
     @torch.jit.ignore
@@ -498,9 +501,10 @@ class MTUNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
         self.num_classes = num_classes
-        device = self.head.weight.device if isinstance(self.head, nn.Conv2d) else None
-        self.head = nn.Conv2d(self.num_features, num_classes, 1, device=device) if num_classes > 0 \
-            else nn.Identity()
+        ref = next(self.parameters())
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head = (nn.Conv2d(self.num_features, num_classes, 1, device=ref.device, dtype=ref.dtype)
+                     if num_classes > 0 else nn.Identity()).train(self.training)
 
     def _check_and_pad(self, x: torch.Tensor) -> Tuple[torch.Tensor, Tuple[int, int]]:
         if is_fx_tracing():
@@ -535,7 +539,7 @@ class MTUNet(nn.Module):
 
     def _encode(self, x: torch.Tensor, max_index: int) -> List[torch.Tensor]:
         """The encoder levels (NCHW, padded size) up to ``max_index``."""
-        levels, x = self.stem(x, embed=max_index >= 3)
+        levels, x = self.stem(x, max_index)
         if x is None:
             return levels
         for i, stage in enumerate(self.stages):
@@ -543,6 +547,8 @@ class MTUNet(nn.Module):
             levels.append(skip)
             if max_index < 4 + i:
                 return levels
+        if self.bottleneck is None:
+            return levels
         if self.grad_checkpointing and not torch.jit.is_scripting():
             x = checkpoint_seq(self.bottleneck, x)
         else:
@@ -550,12 +556,17 @@ class MTUNet(nn.Module):
         levels.append(x.permute(0, 3, 1, 2))
         return levels
 
-    def _decode(self, levels: List[torch.Tensor]) -> torch.Tensor:
+    def _decode(self, levels: List[torch.Tensor], h: int, w: int) -> torch.Tensor:
+        """The CNN decoder's output cropped to (h, w); a model pruned without its decoder ends at its
+        last kept encoder level instead (cropped to that level's share of (h, w))."""
+        if self.decoder_stem is None:
+            r = self.feature_info[self.last_level]["reduction"]
+            return levels[self.last_level][:, :, :-(-h // r), :-(-w // r)]
         n = len(self.stages)
         x = levels[-1].permute(0, 2, 3, 1)
         for j, stage in enumerate(self.decoder):
             x = stage(x, levels[2 + n - j])
-        return self.decoder_stem(x.permute(0, 3, 1, 2), levels[:3])
+        return self.decoder_stem(x.permute(0, 3, 1, 2), levels[:3])[:, :, :h, :w]
 
     def forward_intermediates(
             self,
@@ -572,15 +583,14 @@ class MTUNet(nn.Module):
         assert output_fmt == "NCHW", "Output format must be NCHW."
         x, (h, w) = self._check_and_pad(x)
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
-        levels = self._encode(x, max_index if intermediates_only else len(self.feature_info) - 1)
+        levels = self._encode(x, max_index if intermediates_only else self.last_level)
         intermediates = []
         for i in take_indices:
             r = self.feature_info[i]["reduction"]
             intermediates.append(levels[i][:, :, :-(-h // r), :-(-w // r)])
         if intermediates_only:
             return intermediates
-        final = self._decode(levels)[:, :, :h, :w]
-        return final, intermediates
+        return self._decode(levels, h, w), intermediates
 
     def prune_intermediate_layers(
             self,
@@ -588,23 +598,36 @@ class MTUNet(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        """Drop the encoder parts after the last wanted level and (with ``prune_head``) the decoder."""
+        """With ``prune_head``, drop the decoder, the head and every encoder part after the last wanted
+        level: the pruned model is an encoder whose ``forward_features`` ends at that level. Without it the
+        decoder reads every encoder level, so nothing is dropped."""
         take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        if not prune_head:
+            return take_indices
         n = len(self.stages)
+        self.decoder = None
+        self.decoder_stem = None
+        self.reset_classifier(0)
         if max_index < 3 + n:
-            self.bottleneck = nn.Identity()
+            self.bottleneck = None
         self.stages = self.stages[:max(0, max_index - 2)]
-        if prune_head:
-            self.decoder = nn.ModuleList()
-            self.decoder_stem = nn.Identity()
-            self.reset_classifier(0)
+        if 3 <= max_index < 3 + n:
+            self.stages[-1].downsample = nn.Identity()  # the tap is the skip before it
+        if max_index < 3:
+            self.stem.proj = None
+            self.stem.pos_embed = None
+        if max_index < 2:
+            self.stem.res3 = None
+        if max_index < 1:
+            self.stem.res2 = None
+        self.last_level = max_index
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The CNN decoder's output (B, stem_widths[0], H, W)."""
+        """The CNN decoder's output (B, stem_widths[0], H, W); a model pruned with ``prune_head`` returns its
+        last kept encoder level (NCHW)."""
         x, (h, w) = self._check_and_pad(x)
-        levels = self._encode(x, len(self.feature_info) - 1)
-        return self._decode(levels)[:, :, :h, :w]
+        return self._decode(self._encode(x, self.last_level), h, w)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(x)

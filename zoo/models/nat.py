@@ -336,8 +336,11 @@ class NAT(nn.Module):
         return self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        ref = next(self.parameters())
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head.to(device=ref.device, dtype=ref.dtype).train(self.training)
 
     def _check(self, x: torch.Tensor) -> None:
         check_input(x, model=self, in_chans=self.in_chans, min_size=self.min_input_size)

@@ -283,6 +283,7 @@ class Restormer(nn.Module):
             dict(num_chs=dims[2], reduction=4, module="encoder_level3"),
             dict(num_chs=dims[3], reduction=8, module="latent"),
         ]
+        self.last_level = len(self.feature_info) - 1  # the deepest level kept (prune_intermediate_layers)
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
@@ -326,14 +327,26 @@ class Restormer(nn.Module):
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         return pad_to_multiple(x, self.pad_multiple, mode="reflect")
 
-    def _encode(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """Shallow features and the outputs of encoder levels 1-3 and the latent level."""
+    def _encode(self, x: torch.Tensor, max_index: int = 3) -> List[torch.Tensor]:
+        """Shallow features and the outputs of encoder levels 1-3 and the latent level, up to level
+        ``max_index`` (0: level 1, 3: latent)."""
         emb = self.patch_embed(x)
-        enc1 = self.encoder_level1(emb)
-        enc2 = self.encoder_level2(self.down1_2(enc1))
-        enc3 = self.encoder_level3(self.down2_3(enc2))
-        latent = self.latent(self.down3_4(enc3))
-        return [emb, enc1, enc2, enc3, latent]
+        levels = [emb, self.encoder_level1(emb)]
+        if max_index >= 1:
+            levels.append(self.encoder_level2(self.down1_2(levels[-1])))
+        if max_index >= 2:
+            levels.append(self.encoder_level3(self.down2_3(levels[-1])))
+        if max_index >= 3:
+            levels.append(self.latent(self.down3_4(levels[-1])))
+        return levels
+
+    def _final(self, levels: List[torch.Tensor], H: int, W: int) -> torch.Tensor:
+        """forward_features' output from the encoder levels: the decoder's, cropped to (H, W); a model
+        pruned without its decoder ends at its last kept level (cropped to that level's share of (H, W))."""
+        if self.output is None:
+            r = self.feature_info[self.last_level]["reduction"]
+            return levels[self.last_level + 1][..., :-(-H // r), :-(-W // r)]
+        return self._decode(levels)[..., :H, :W]
 
     def _decode(self, levels: List[torch.Tensor]) -> torch.Tensor:
         """Deep features F_r at full resolution (2 * embed_dim), what the output conv reads."""
@@ -363,17 +376,16 @@ class Restormer(nn.Module):
         if output_fmt != "NCHW":
             raise ValueError(f"Restormer gives NCHW features only, got output_fmt={output_fmt!r}")
         self._check(x)
-        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
         H, W = x.shape[-2:]
-        levels = self._encode(self._pad(x))
+        levels = self._encode(self._pad(x), max_index if intermediates_only else self.last_level)
         intermediates = []
         for i in take_indices:
             r = self.feature_info[i]["reduction"]
             intermediates.append(levels[i + 1][..., :-(-H // r), :-(-W // r)])
         if intermediates_only:
             return intermediates
-        final = self._decode(levels)[..., :H, :W]
-        return final, intermediates
+        return self._final(levels, H, W), intermediates
 
     def prune_intermediate_layers(
             self,
@@ -381,22 +393,42 @@ class Restormer(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        # the decoder reads every encoder level, so nothing can be cut from the trunk
-        take_indices, _ = feature_take_indices(len(self.feature_info), indices)
+        """With ``prune_head``, drop the decoder, the refinement, the output conv and every encoder part
+        after the last wanted level: the pruned model is an encoder whose ``forward_features`` (and
+        ``forward``) end at that level. Without it the decoder reads every encoder level, so nothing is
+        dropped."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        if not prune_head:
+            return take_indices
+        for name in ("up4_3", "reduce_chan_level3", "decoder_level3", "up3_2", "reduce_chan_level2",
+                     "decoder_level2", "up2_1", "decoder_level1", "refinement", "skip_conv", "output"):
+            setattr(self, name, None)
+        for level, names in ((1, ("down1_2", "encoder_level2")), (2, ("down2_3", "encoder_level3")),
+                             (3, ("down3_4", "latent"))):
+            if max_index < level:
+                for name in names:
+                    setattr(self, name, None)
+        self.last_level = max_index
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The refined deep features F_r (B, 2 * embed_dim, H, W) that the output conv reads
-        (for dual-pixel, with the shallow-feature skip added)."""
+        (for dual-pixel, with the shallow-feature skip added); a model pruned with ``prune_head`` returns
+        its last kept encoder level."""
         self._check(x)
         H, W = x.shape[-2:]
         # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped (an fx graph is
         # recorded for a non-empty batch: it does not take this branch)
         if not is_fx_tracing() and x.shape[0] == 0:
+            if self.output is None:
+                info = self.feature_info[self.last_level]
+                return x.new_zeros(0, info["num_chs"], -(-H // info["reduction"]), -(-W // info["reduction"]))
             return x.new_zeros(0, self.output.in_channels, H, W)
-        return self._decode(self._encode(self._pad(x)))[..., :H, :W]
+        return self._final(self._encode(self._pad(x), self.last_level), H, W)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.output is None:  # pruned to an encoder (prune_intermediate_layers)
+            return self.forward_features(x)
         self._check(x)
         H, W = x.shape[-2:]
         # an empty batch: torch's pixel_(un)shuffle returns empty inputs unshaped (an fx graph is

@@ -465,11 +465,12 @@ class UniFormer(nn.Module):
             self.global_pool = global_pool
         ref = next(self.parameters())
         device, dtype = ref.device, ref.dtype
-        self.head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
-            if num_classes > 0 else nn.Identity()
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head = (nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
+                     if num_classes > 0 else nn.Identity()).train(self.training)
         if self.aux_head is not None:
-            self.aux_head = nn.Linear(self.num_features, num_classes, device=device, dtype=dtype) \
-                if num_classes > 0 else nn.Identity()
+            self.aux_head = (nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
+                             if num_classes > 0 else nn.Identity()).train(self.training)
 
     @torch.jit.ignore
     def _check(self, x: torch.Tensor) -> None:
@@ -867,21 +868,28 @@ class UniFormerLight(nn.Module):
         take_indices = UniFormer.prune_intermediate_layers(self, indices, prune_norm, prune_head)
         if len(self.stages) < 4:
             self.cls_upsample = nn.Identity()
+        if len(self.stages) < 3:
+            self.cls_token = None  # only the global stages read the class token
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features_with_cls(x)[1]
+        return self._trunk(x)[1]
 
     def forward_features_with_cls(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """The normalised map and the final class token (used by the official training head)."""
+        """The final class token and the normalised map (the token for the official training head)."""
+        cls_token, x = self._trunk(x)
+        if cls_token is None:
+            raise ValueError("UniFormerLight pruned to its local stages (prune_intermediate_layers) has no class token")
+        return cls_token, x
+
+    def _trunk(self, x: torch.Tensor) -> Tuple[Optional[torch.Tensor], torch.Tensor]:
+        """The final class token (None for a model pruned to its local stages) and the normalised map."""
         self._check(x)
         cls_token: Optional[torch.Tensor] = None
         score: Optional[torch.Tensor] = None
         for i, stage in enumerate(self.stages):
             cls_token = self._stage_inputs(i, x, cls_token)
             x, cls_token, score = stage(x, cls_token, score)
-        if cls_token is None:
-            cls_token = self.cls_token.repeat(x.shape[0], 1, 1)  # pruned to the local stages
         return cls_token, self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -289,7 +289,10 @@ class VitDet(nn.Module):
         self.num_classes = num_classes
         if global_pool is not None:
             self.global_pool = global_pool
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
+        ref = next(self.parameters())
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head = (nn.Linear(self.embed_dim, num_classes, device=ref.device, dtype=ref.dtype) if num_classes > 0
+                     else nn.Identity()).train(self.training)
 
     def _abs_pos(self, h: int, w: int) -> torch.Tensor:
         """The 14x14 position grid (class slot dropped) resized bicubically to ``(1, h, w, C)``."""

@@ -458,8 +458,11 @@ class _TrunkMixin:
         return self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None):
+        ref = next(self.parameters())
         self.num_classes = num_classes
         self.head.reset(num_classes, pool_type=global_pool)
+        # the new classifier joins the model where it is (device, dtype, train/eval), as timm's models do
+        self.head.to(device=ref.device, dtype=ref.dtype).train(self.training)
 
     def forward_intermediates(
             self,
