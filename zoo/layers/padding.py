@@ -27,9 +27,7 @@ def pad_amount(size: Tuple[int, int], multiple: _Size, min_size: _Size = 0) -> T
     mh, mw = to_2tuple(multiple)
     nh, nw = to_2tuple(min_size)
     H, W = size
-    # ceil-division rather than ``(-H) % mh``: with dynamic shapes inductor cannot lower a float expression
-    # over a symbolic modulo (torch 2.14: no python_mod in its tensorify pass); this form compiles
-    return max(-(-H // mh) * mh - H, nh - H), max(-(-W // mw) * mw - W, nw - W)
+    return max((-H) % mh, nh - H), max((-W) % mw, nw - W)
 
 
 def pad_to_multiple(
