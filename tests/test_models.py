@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import math
-import warnings
 
 import pytest
 import timm

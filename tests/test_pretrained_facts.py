@@ -9,7 +9,6 @@ checked against the official READMEs where they could be (issue 21).
 from __future__ import annotations
 
 import pytest
-import timm
 import torch
 import yaml
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD

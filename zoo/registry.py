@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
-import os
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
